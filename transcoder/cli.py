@@ -1,0 +1,225 @@
+"""The `transcoder` command: transcode locally, submit to the farm, run a worker, show a video."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from transcoder import logs
+from transcoder.db import records
+from transcoder.db.engine import session_scope
+from transcoder.db.models import TaskStatus, Video, VideoStatus
+from transcoder.errors import NotFound, TranscoderError
+from transcoder.queue.context import Context, build_context, install
+from transcoder.settings import Settings
+from transcoder.submit import submit_file
+
+console = Console(stderr=True)
+out = Console()
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG (ffmpeg output).")
+@click.pass_context
+def main(click_ctx: click.Context, verbose: int) -> None:
+    """Self-hosted video transcoding farm."""
+    logs.configure([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+    click_ctx.obj = verbose
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", help="Built-in profile name or path to a profile TOML file.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("out"), show_default=True, help="Where to put the outputs.")
+def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
+    """Transcode SOURCE here and now (no server needed) and copy the outputs to --out."""
+    ctx = install(build_context(Settings(redis_url="")))
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["id"] = submit_file(ctx, source, profile=profile)
+        except TranscoderError as exc:
+            result["error"] = exc
+        except Exception as exc:  # reported below; the thread must not die silently
+            logging.getLogger("transcoder.cli").exception("transcode crashed")
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name="transcode", daemon=True)
+    worker.start()
+    _show_progress(ctx, worker)
+
+    error = result.get("error")
+    if error is not None:
+        _fail(error.reason if isinstance(error, TranscoderError) else f"internal error: {error}")
+    video_id = str(result["id"])
+    video = _load(ctx, video_id)
+    if video.status != VideoStatus.SUCCEEDED:
+        _fail(video.error or f"video ended {video.status}", video_id)
+    files = _export(ctx, video_id, out_dir)
+    _print_outputs(ctx, video_id)
+    console.print(f"video {video_id}: {len(files)} files in {out_dir}/")
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", help="Built-in profile name or path to a profile TOML file.")
+def submit(source: Path, profile: str | None) -> None:
+    """Submit SOURCE to the farm (RQ when REDIS_URL is set, else run inline); print its id."""
+    ctx = install(build_context(Settings()))
+    try:
+        video_id = submit_file(ctx, source, profile=profile)
+    except TranscoderError as exc:
+        _fail(exc.reason)
+    out.print(video_id)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--name", help="Worker name (defaults to RQ's).")
+def worker(burst: bool, name: str | None) -> None:
+    """Run an RQ worker on the farm's queues."""
+    from transcoder.queue.worker import run_worker
+
+    logs.configure(logging.INFO)
+    try:
+        run_worker(Settings(), burst=burst, name=name)
+    except TranscoderError as exc:
+        _fail(exc.reason)
+
+
+@main.command()
+@click.argument("video_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def status(video_id: str, as_json: bool) -> None:
+    """Show a video's status and its renditions."""
+    ctx = build_context(Settings())
+    try:
+        video = _load(ctx, video_id)
+    except NotFound as exc:
+        _fail(exc.reason)
+    with session_scope(ctx.engine) as session:
+        renditions = records.renditions_of(session, video_id)
+        preview = records.preview_of(session, video_id)
+    if as_json:
+        doc = video.model_dump(mode="json")
+        doc["renditions"] = [r.model_dump(mode="json", exclude={"plan"}) for r in renditions]
+        doc["preview"] = preview.model_dump(mode="json", exclude={"plan"}) if preview else None
+        out.print_json(json.dumps(doc))
+        return
+    out.print(f"video {video.id} ({video.source_name}): [bold]{video.status}[/] "
+              f"{video.progress:.0%}")
+    if video.error:
+        out.print(f"error: {video.error}")
+    _print_outputs(ctx, video_id)
+
+
+@main.command()
+def profiles() -> None:
+    """List the built-in profiles and their ladders."""
+    from transcoder.profiles import available_profiles, load_profile
+
+    for name in available_profiles():
+        p = load_profile(name)
+        sizes = ", ".join(r.name for r in p.rungs_by_size)
+        out.print(f"{name}: {sizes} × {', '.join(f.name for f in p.formats)}")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _fail(reason: str, video_id: str | None = None) -> None:
+    prefix = f"video {video_id}: " if video_id else ""
+    console.print(f"[red]error:[/] {prefix}{reason}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def _load(ctx: Context, video_id: str) -> Video:
+    with session_scope(ctx.engine) as session:
+        return records.get_video(session, video_id)
+
+
+def _show_progress(ctx: Context, worker: threading.Thread) -> None:
+    """Poll the records while the pipeline runs; one bar per rendition."""
+    columns = (TextColumn("{task.description:<14}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())
+    bars: dict[str, int] = {}
+    with Progress(*columns, console=console, transient=False) as progress:
+        while worker.is_alive():
+            worker.join(0.3)
+            with session_scope(ctx.engine) as session:
+                videos = records.list_videos(session, limit=1)
+                if not videos:
+                    continue
+                for r in records.renditions_of(session, videos[0].id):
+                    if r.id not in bars:
+                        bars[r.id] = progress.add_task(r.name, total=1.0)
+                    done = 1.0 if r.status == TaskStatus.SUCCEEDED else r.progress
+                    progress.update(bars[r.id], completed=done)
+
+
+def _export(ctx: Context, video_id: str, out_dir: Path) -> list[Path]:
+    """Copy the video's renditions and preview images from storage into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with session_scope(ctx.engine) as session:
+        keys = [r.storage_key for r in records.renditions_of(session, video_id) if r.storage_key]
+        preview = records.preview_of(session, video_id)
+        keys += [img["key"] for img in (preview.images if preview else [])]
+    files = []
+    for key in keys:
+        target = out_dir / key.rsplit("/", 1)[-1]
+        fetched = ctx.storage.fetch(key, target)
+        if fetched != target:
+            shutil.copyfile(fetched, target)
+        files.append(target)
+    return files
+
+
+def _print_outputs(ctx: Context, video_id: str) -> None:
+    with session_scope(ctx.engine) as session:
+        renditions = records.renditions_of(session, video_id)
+        preview = records.preview_of(session, video_id)
+    table = Table(title=f"video {video_id}")
+    for column in ("output", "status", "size", "dims", "codecs", "kbps", "duration"):
+        table.add_column(column, justify="right" if column in ("size", "kbps", "duration") else "left")
+    for r in renditions:
+        name = r.storage_key.rsplit("/", 1)[-1] if r.storage_key else r.name
+        table.add_row(
+            name,
+            str(r.status),
+            _human(r.size_bytes),
+            f"{r.width}x{r.height}",
+            "+".join(c for c in (r.video_codec, r.audio_codec) if c),
+            str(r.measured_kbps or ""),
+            f"{r.duration:.2f}" if r.duration else "",
+        )
+    for img in preview.images if preview else []:
+        name = img["key"].rsplit("/", 1)[-1]
+        table.add_row(name, str(preview.status),
+                      _human(img["size_bytes"]), f"{img['width']}x{img['height']}", "jpeg", "", "")
+    out.print(table)
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+if __name__ == "__main__":
+    main()

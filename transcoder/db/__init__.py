@@ -1,0 +1,1 @@
+"""Records of videos, their renditions and previews (SQLModel; SQLite or PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""Making outputs: ffmpeg argument lists, running them with progress, checking the results."""

@@ -1,0 +1,132 @@
+"""Run one ffmpeg process: progress from `-progress pipe:1`, a hard timeout, a bounded stderr tail.
+
+ffmpeg-python has no timeout, so it only builds the argument lists; this module owns the
+process. ffmpeg runs in its own process group so a timeout or a cancel kills it and
+anything it started.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from transcoder.errors import EncodeError, EncodeTimeout
+
+log = logging.getLogger("transcoder.encode")
+
+STDERR_TAIL_LINES = 40
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished ffmpeg run left behind."""
+
+    exit_code: int
+    seconds: float
+    stderr_tail: str
+
+
+def encode_timeout(duration: float, *, base: float, factor: float) -> float:
+    """Seconds one encode may take: a fixed allowance plus a multiple of the media duration."""
+    return base + factor * max(duration, 0.0)
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    timeout: float,
+    duration: float = 0.0,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run ffmpeg to completion; raise EncodeError on failure, EncodeTimeout when too slow."""
+    log.debug("running %s", subprocess.list2cmdline(args))
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    reader = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+    reader.start()
+    timer = threading.Timer(timeout, _kill_group, args=(proc,))
+    timer.daemon = True
+    timer.start()
+    try:
+        for fraction in parse_progress(_lines(proc.stdout), duration):
+            if on_progress:
+                on_progress(fraction)
+        exit_code = proc.wait()
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+        reader.join(timeout=5)
+
+    seconds = time.monotonic() - started
+    stderr_tail = "\n".join(tail)
+    if exit_code != 0 and seconds >= timeout:
+        raise EncodeTimeout(
+            f"ffmpeg timed out after {timeout:.0f} s", detail=stderr_tail, exit_code=exit_code
+        )
+    if exit_code != 0:
+        raise EncodeError(
+            f"ffmpeg failed (exit code {exit_code}): {_last_line(stderr_tail)}",
+            detail=stderr_tail,
+            exit_code=exit_code,
+        )
+    return RunResult(exit_code=exit_code, seconds=seconds, stderr_tail=stderr_tail)
+
+
+def parse_progress(lines: Iterable[str], duration: float) -> Iterable[float]:
+    """Turn ffmpeg's key=value progress blocks into fractions done (0..1), one per block."""
+    done = 0.0
+    for line in lines:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit() and duration > 0:
+            done = min(1.0, max(0.0, int(value) / 1_000_000 / duration))
+        elif key == "progress":
+            yield 1.0 if value == "end" else done
+
+
+def kill_process_group(pid: int) -> None:
+    """Kill a process group started by run_ffmpeg (used by cancellation)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        kill_process_group(proc.pid)
+
+
+def _lines(stream) -> Iterable[str]:
+    for raw in iter(stream.readline, b""):
+        yield raw.decode("utf-8", "replace")
+
+
+def _drain(stream, tail: collections.deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            tail.append(line)
+            log.debug("ffmpeg: %s", line)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no error output"

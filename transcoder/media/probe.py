@@ -1,0 +1,173 @@
+"""Run ffprobe on a source and turn its JSON into MediaInfo, checking the farm's limits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ffmpeg._utils import convert_kwargs_to_cmd_line_args
+
+from transcoder.errors import InputError, ProbeError
+from transcoder.media.info import AudioStream, MediaInfo, VideoStream, parse_ratio
+from transcoder.media.inputs import safe_input_options
+
+log = logging.getLogger("transcoder.probe")
+
+PROBE_TIMEOUT = 60
+_DEPTH = re.compile(r"p(9|10|12|14|16)(le|be)?$")
+_ALPHA_PREFIXES = ("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya")
+
+
+def probe_command(path: Path, ffprobe: str = "ffprobe") -> list[str]:
+    """The ffprobe argument list for one local file, confined to local media demuxers."""
+    options = {"v": "error", "show_format": None, "show_streams": None, "of": "json"}
+    options |= safe_input_options()
+    return [ffprobe, *convert_kwargs_to_cmd_line_args(options), "-i", f"file:{path}"]
+
+
+def probe(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
+    """Describe a local media file; raise InputError when it is not usable media."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"source file is missing: {path.name}")
+    if path.stat().st_size == 0:
+        raise InputError("the file is empty (0 bytes)")
+
+    try:
+        done = subprocess.run(
+            probe_command(path, ffprobe), capture_output=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeError(f"ffprobe did not finish within {PROBE_TIMEOUT} s") from exc
+    stderr = done.stderr.decode("utf-8", "replace").strip()
+    if done.returncode != 0:
+        raise ProbeError(_probe_reason(stderr), detail=stderr[-4000:])
+
+    data = json.loads(done.stdout or b"{}")
+    return media_info_from_probe(data)
+
+
+def _probe_reason(stderr: str) -> str:
+    last = stderr.splitlines()[-1] if stderr else "no output"
+    if "Invalid data found" in stderr:
+        return "could not decode the file: not a recognised audio/video format or damaged"
+    if "moov atom not found" in stderr:
+        return "could not decode the file: the MP4 index is missing (truncated upload?)"
+    if "not on whitelist" in stderr or "Unable to find a suitable output format" in stderr:
+        return "refused: the file is not a supported media container"
+    return f"could not decode the file: {last.split(': ', 1)[-1]}"
+
+
+def media_info_from_probe(data: dict[str, Any]) -> MediaInfo:
+    """Build MediaInfo from ffprobe's -show_format -show_streams JSON."""
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    video = _pick_video(streams)
+    audio = [_audio(s) for s in streams if s.get("codec_type") == "audio" and s.get("channels")]
+    duration = _number(fmt.get("duration"))
+    if duration is None:
+        durations = [_number(s.get("duration")) for s in streams]
+        duration = max((d for d in durations if d is not None), default=None)
+    if duration is None or duration <= 0:
+        raise ProbeError("could not determine the duration of the file")
+    return MediaInfo(
+        container=fmt.get("format_name", ""),
+        duration=duration,
+        start_time=_number(fmt.get("start_time")) or 0.0,
+        size=int(fmt.get("size") or 0),
+        bit_rate=int(fmt["bit_rate"]) if str(fmt.get("bit_rate", "")).isdigit() else None,
+        video=video,
+        audio=audio,
+    )
+
+
+def check_limits(info: MediaInfo, *, max_pixels: int, max_duration: float) -> None:
+    """Refuse, before any decoding, sources the farm will not transcode."""
+    if info.video is None:
+        kind = "audio only" if info.audio else "no audio either"
+        raise InputError(f"no video stream ({kind})")
+    pixels = info.video.width * info.video.height
+    if pixels > max_pixels:
+        raise InputError(
+            f"frame size {info.video.width}x{info.video.height} is over the limit of "
+            f"{max_pixels} pixels"
+        )
+    if info.duration > max_duration:
+        raise InputError(
+            f"duration {info.duration:.0f} s is over the limit of {max_duration:.0f} s"
+        )
+
+
+def _pick_video(streams: list[dict[str, Any]]) -> VideoStream | None:
+    """The first real video stream, preferring the default one; cover art is not video."""
+    candidates = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video"
+        and not (s.get("disposition") or {}).get("attached_pic")
+        and s.get("width")
+        and s.get("height")
+    ]
+    if not candidates:
+        return None
+    chosen = next((s for s in candidates if (s.get("disposition") or {}).get("default")), None)
+    return _video(chosen or candidates[0])
+
+
+def _video(s: dict[str, Any]) -> VideoStream:
+    pix_fmt = s.get("pix_fmt") or ""
+    tags = s.get("tags") or {}
+    depth = _DEPTH.search(pix_fmt)
+    nominal = parse_ratio(s.get("r_frame_rate"), Fraction(0))
+    average = parse_ratio(s.get("avg_frame_rate"), Fraction(0))
+    variable = bool(nominal and average and abs(nominal - average) / average > 0.01)
+    frames = s.get("nb_frames")
+    return VideoStream(
+        index=int(s["index"]),
+        codec=s.get("codec_name", "unknown"),
+        width=int(s["width"]),
+        height=int(s["height"]),
+        sar=s.get("sample_aspect_ratio") or "1:1",
+        rotation=_rotation(s),
+        frame_rate=s.get("r_frame_rate") or "0/1",
+        avg_frame_rate=s.get("avg_frame_rate") or "0/1",
+        variable_frame_rate=variable,
+        pix_fmt=pix_fmt,
+        bit_depth=int(depth.group(1)) if depth else 8,
+        has_alpha=pix_fmt.startswith(_ALPHA_PREFIXES) or tags.get("alpha_mode") == "1",
+        color_transfer=s.get("color_transfer") or "",
+        field_order=s.get("field_order") or "",
+        frames=int(frames) if str(frames or "").isdigit() else None,
+    )
+
+
+def _audio(s: dict[str, Any]) -> AudioStream:
+    return AudioStream(
+        index=int(s["index"]),
+        codec=s.get("codec_name", "unknown"),
+        channels=int(s.get("channels") or 0),
+        sample_rate=int(s.get("sample_rate") or 0),
+        default=bool((s.get("disposition") or {}).get("default")),
+    )
+
+
+def _rotation(s: dict[str, Any]) -> int:
+    """Display rotation in degrees, normalised to 0, 90, 180 or 270."""
+    for side in s.get("side_data_list") or []:
+        if "rotation" in side:
+            return round(float(side["rotation"]) / 90) * 90 % 360
+    rotate = (s.get("tags") or {}).get("rotate")
+    return round(float(rotate) / 90) * 90 % 360 if rotate else 0
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+

@@ -1,0 +1,1 @@
+"""The queue: job functions, how they are dispatched (RQ or in-process), and the worker."""

@@ -1,0 +1,138 @@
+"""Getting jobs run: on RQ when REDIS_URL is set, otherwise in this process.
+
+Both dispatchers run the same job functions from transcoder.queue.jobs, with the same
+order: plan, then every rendition and the preview side by side, then finalize once all
+of them have ended, whether they succeeded or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from redis import Redis
+from rq import Callback, Queue, Retry
+from rq.job import Dependency
+from rq.serializers import JSONSerializer
+
+from transcoder.encode.runner import encode_timeout
+from transcoder.settings import Settings
+
+log = logging.getLogger("transcoder.queue")
+
+JOBS = "transcoder.queue.jobs"
+PLAN_TIMEOUT = 600
+PREVIEW_TIMEOUT = 300
+FINALIZE_TIMEOUT = 120
+
+
+class Dispatcher(Protocol):
+    def start(self, video_id: str) -> None:
+        """Begin work on a video: its plan job."""
+
+    def fan_out(
+        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+    ) -> dict[str, str]:
+        """Run the renditions and the preview, then finalize; return job ids by record id."""
+
+
+def make_dispatcher(settings: Settings) -> Dispatcher:
+    if settings.embedded:
+        return InlineDispatcher(settings)
+    return RQDispatcher(settings)
+
+
+def queue_names(settings: Settings) -> list[str]:
+    """Queues in priority order: short control jobs first, then encodes."""
+    return [f"{settings.queue_prefix}-control", f"{settings.queue_prefix}-encode"]
+
+
+class RQDispatcher:
+    """Enqueue jobs (ids only, JSON-serialised) for `transcoder worker` processes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(settings.redis_url)
+        control, encode = queue_names(settings)
+        self.control = Queue(control, connection=self.redis, serializer=JSONSerializer)
+        self.encode = Queue(encode, connection=self.redis, serializer=JSONSerializer)
+
+    def start(self, video_id: str) -> None:
+        self.control.enqueue_call(
+            f"{JOBS}.plan_video", args=(video_id,), timeout=PLAN_TIMEOUT,
+            description=f"plan video {video_id}",
+        )
+
+    def fan_out(
+        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+    ) -> dict[str, str]:
+        s = self.settings
+        limit = encode_timeout(duration, base=s.encode_timeout_base, factor=s.encode_timeout_factor)
+        retry = Retry(max=s.encode_retries, interval=[5, 30]) if s.encode_retries else None
+        failed = Callback(f"{JOBS}.on_task_failure")
+        jobs = {}
+        for rendition_id in rendition_ids:
+            jobs[rendition_id] = self.encode.enqueue_call(
+                f"{JOBS}.encode_rendition", args=(rendition_id,), timeout=int(limit) + 60,
+                retry=retry, on_failure=failed,
+                description=f"encode rendition {rendition_id} of video {video_id}",
+            )
+        jobs[preview_id] = self.control.enqueue_call(
+            f"{JOBS}.make_preview", args=(preview_id,), timeout=PREVIEW_TIMEOUT, retry=retry,
+            on_failure=failed, description=f"preview of video {video_id}",
+        )
+        # Finalize waits for every task, failed ones included, so a video always ends.
+        self.control.enqueue_call(
+            f"{JOBS}.finalize_video", args=(video_id,), timeout=FINALIZE_TIMEOUT,
+            depends_on=Dependency(jobs=list(jobs.values()), allow_failure=True),
+            description=f"finalize video {video_id}",
+        )
+        return {record_id: job.id for record_id, job in jobs.items()}
+
+
+class InlineDispatcher:
+    """Run the jobs in this process; renditions share a small thread pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def start(self, video_id: str) -> None:
+        from transcoder.queue import jobs
+
+        jobs.plan_video(video_id)
+
+    def fan_out(
+        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+    ) -> dict[str, str]:
+        from transcoder.queue import jobs
+
+        tasks = [(jobs.encode_rendition, rid) for rid in rendition_ids]
+        tasks.append((jobs.make_preview, preview_id))
+        with ThreadPoolExecutor(self.settings.slots(), thread_name_prefix="job") as pool:
+            for future in [pool.submit(self._attempts, fn, arg) for fn, arg in tasks]:
+                future.result()
+        jobs.finalize_video(video_id)
+        return {}
+
+    def _attempts(self, fn, record_id: str) -> None:
+        """Run one job with the same retry budget RQ would give it."""
+        from transcoder.queue import jobs
+
+        retries = self.settings.encode_retries
+        while True:
+            inline_retries.left = retries
+            try:
+                fn(record_id)
+                return
+            except Exception as exc:  # the job boundary: anything unhandled ends the task
+                if retries > 0 and getattr(exc, "transient", False):
+                    retries -= 1
+                    continue
+                log.exception("job %s(%s) failed", fn.__name__, record_id)
+                jobs.record_task_failure(record_id, exc)
+                return
+
+
+inline_retries = threading.local()

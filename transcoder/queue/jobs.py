@@ -1,0 +1,337 @@
+"""The job functions the queue runs. Each takes one record id and reads like a recipe.
+
+A job records its own outcome on its row. Errors the farm understands (TranscoderError)
+end the task with a human reason, unless they are transient and retries are left, in which
+case they are raised again for the queue to retry. Anything else is a bug: it escapes to the
+worker boundary, which logs it and calls on_task_failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from rq import get_current_job
+
+from transcoder.db import records
+from transcoder.db.engine import session_scope
+from transcoder.db.models import FINAL_TASK, TaskStatus, VideoStatus, utcnow
+from transcoder.encode.command import rendition_command
+from transcoder.encode.preview import make_preview as render_preview
+from transcoder.encode.runner import encode_timeout, run_ffmpeg
+from transcoder.encode.verify import verify_rendition
+from transcoder.errors import NotFound, TranscoderError
+from transcoder.media.info import MediaInfo
+from transcoder.media.probe import check_limits, probe
+from transcoder.profiles import load_profile
+from transcoder.profiles.plan import PreviewPlan, RenditionPlan, plan_preview, plan_renditions
+from transcoder.queue.context import Context, current
+from transcoder.storage import rendition_key
+
+log = logging.getLogger("transcoder.worker")
+
+PROGRESS_INTERVAL = 1.0
+CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "jpg": "image/jpeg"}
+
+
+def plan_video(video_id: str) -> None:
+    """Probe the source, check limits, plan renditions and preview, and fan the work out."""
+    ctx = current()
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        if video.status not in (VideoStatus.PENDING, VideoStatus.QUEUED):
+            log.info("video %s is %s already; plan skipped", video_id, video.status)
+            return
+        records.set_video_status(video, VideoStatus.ENCODING)
+        source_key, profile_name = video.source_key, video.profile
+
+    workdir = _workdir(ctx, video_id, "plan")
+    try:
+        source = ctx.storage.fetch(source_key, workdir / "source")
+        info = probe(source, ctx.settings.ffprobe_path)
+        check_limits(
+            info,
+            max_pixels=ctx.settings.max_input_pixels,
+            max_duration=ctx.settings.max_duration_seconds,
+        )
+        profile = load_profile(profile_name)
+        plans = plan_renditions(info, profile)
+        preview = plan_preview(info, profile)
+    except TranscoderError as exc:
+        _fail_video(ctx, video_id, exc)
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        video.probe = info.model_dump(mode="json")
+        rows = records.add_renditions(session, video_id=video_id, plans=plans)
+        preview_row = records.add_preview(session, video_id=video_id, plan=preview)
+        rendition_ids = [r.id for r in rows]
+        preview_id = preview_row.id
+        for row in rows:
+            row.status = TaskStatus.QUEUED
+        preview_row.status = TaskStatus.QUEUED
+    log.info(
+        "video %s planned: %s; %d renditions (%s)",
+        video_id, info.summary(), len(plans), ", ".join(p.name for p in plans),
+    )
+
+    job_ids = ctx.dispatcher.fan_out(video_id, rendition_ids, preview_id, info.duration)
+    if job_ids:
+        with session_scope(ctx.engine) as session:
+            for row in records.renditions_of(session, video_id):
+                row.job_id = job_ids.get(row.id, row.job_id)
+            preview_row = records.preview_of(session, video_id)
+            if preview_row is not None:
+                preview_row.job_id = job_ids.get(preview_row.id, preview_row.job_id)
+
+
+def encode_rendition(rendition_id: str) -> None:
+    """Encode one rendition, verify it, store it and record the result."""
+    ctx = current()
+    with session_scope(ctx.engine) as session:
+        rendition = records.get_rendition(session, rendition_id, lock=True)
+        if rendition.status == TaskStatus.SUCCEEDED:
+            log.info("rendition %s already succeeded; nothing to do", rendition_id)
+            return
+        video = records.get_video(session, rendition.video_id)
+        _start_task(rendition)
+        video_id, source_key = video.id, video.source_key
+        plan = RenditionPlan.model_validate(rendition.plan)
+
+    workdir = _workdir(ctx, video_id, rendition_id)
+    output = workdir / plan.filename
+    try:
+        source = ctx.storage.fetch(source_key, workdir / "source")
+        threads = ctx.settings.threads_per_job()
+        args = rendition_command(
+            plan, source, output, threads=threads, ffmpeg_bin=ctx.settings.ffmpeg_path
+        )
+        _record(ctx, rendition_id, command=subprocess.list2cmdline(args))
+
+        s = ctx.settings
+        result = run_ffmpeg(
+            args,
+            timeout=encode_timeout(plan.duration, base=s.encode_timeout_base,
+                                   factor=s.encode_timeout_factor),
+            duration=plan.duration,
+            on_progress=_ProgressWriter(ctx, rendition_id),
+        )
+        out_info = verify_rendition(output, plan, ffprobe=s.ffprobe_path)
+        key = rendition_key(video_id, plan.filename)
+        size = ctx.storage.put(output, key, CONTENT_TYPES[plan.format.extension])
+    except TranscoderError as exc:
+        _task_failed(ctx, rendition_id, video_id, plan.name, exc)
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    _record(
+        ctx, rendition_id,
+        status=TaskStatus.SUCCEEDED, progress=1.0, storage_key=key, size_bytes=size,
+        duration=out_info.duration, measured_kbps=_kbps(size, out_info),
+        exit_code=result.exit_code, stderr_tail=result.stderr_tail or None,
+        encode_seconds=round(result.seconds, 2), error=None, finished_at=utcnow(),
+    )
+    log.info(
+        "video %s rendition %s succeeded: %dx%d, %d bytes, %.1f s of encoding",
+        video_id, plan.name, plan.width, plan.height, size, result.seconds,
+    )
+
+
+def make_preview(preview_id: str) -> None:
+    """Make the poster and thumbnails and store them."""
+    ctx = current()
+    with session_scope(ctx.engine) as session:
+        preview = records.get_preview(session, preview_id, lock=True)
+        if preview.status == TaskStatus.SUCCEEDED:
+            return
+        video = records.get_video(session, preview.video_id)
+        _start_task(preview)
+        video_id, source_key = video.id, video.source_key
+        plan = PreviewPlan.model_validate(preview.plan)
+
+    workdir = _workdir(ctx, video_id, preview_id)
+    try:
+        source = ctx.storage.fetch(source_key, workdir / "source")
+        images = render_preview(
+            plan, source, workdir, threads=ctx.settings.threads_per_job(),
+            ffmpeg_bin=ctx.settings.ffmpeg_path,
+        )
+        stored = []
+        for image in images:
+            key = rendition_key(video_id, image.path.name)
+            size = ctx.storage.put(image.path, key, CONTENT_TYPES["jpg"])
+            stored.append({"kind": image.kind, "key": key, "width": image.width,
+                           "height": image.height, "size_bytes": size})
+    except TranscoderError as exc:
+        _task_failed(ctx, preview_id, video_id, "preview", exc)
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with session_scope(ctx.engine) as session:
+        preview = records.get_preview(session, preview_id, lock=True)
+        preview.status = TaskStatus.SUCCEEDED
+        preview.images = stored
+        preview.error = None
+        preview.finished_at = utcnow()
+    log.info("video %s preview succeeded: %d images", video_id, len(stored))
+
+
+def finalize_video(video_id: str) -> None:
+    """Once every task has ended: the video succeeded if all did, else it is in error."""
+    ctx = current()
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        if video.status in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+            return
+        tasks = [*records.renditions_of(session, video_id)]
+        preview = records.preview_of(session, video_id)
+        named = [(r.name, r) for r in tasks] + ([("preview", preview)] if preview else [])
+        for _, task in named:
+            if task.status not in FINAL_TASK:
+                task.status = TaskStatus.ERROR
+                task.error = task.error or "the job ended without recording a result"
+        failed = [(name, task.error) for name, task in named if task.status == TaskStatus.ERROR]
+        video.progress = records.weighted_progress(tasks)
+        if failed:
+            reason = f"{len(failed)} of {len(named)} outputs failed: " + "; ".join(
+                f"{name}: {error}" for name, error in failed
+            )
+            first = next(t for _, t in named if t.status == TaskStatus.ERROR)
+            records.set_video_status(video, VideoStatus.ERROR, error=reason,
+                                     detail=first.stderr_tail)
+        else:
+            records.set_video_status(video, VideoStatus.SUCCEEDED)
+        status, error = video.status, video.error
+    if status == VideoStatus.SUCCEEDED:
+        log.info("video %s succeeded: %d renditions and a preview", video_id, len(tasks))
+    else:
+        log.info("video %s ended in error: %s", video_id, error)
+
+
+def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
+    """RQ failure callback: when no retry is left, record the error on the task's row."""
+    if job.retries_left:
+        return
+    record_task_failure(job.args[0], exc)
+
+
+def record_task_failure(record_id: str, exc: BaseException | None) -> None:
+    """Mark a rendition or preview as failed after an error the job did not handle."""
+    ctx = current()
+    reason = exc.reason if isinstance(exc, TranscoderError) else f"internal error ({type(exc).__name__})"
+    with session_scope(ctx.engine) as session:
+        try:
+            task = records.get_rendition(session, record_id, lock=True)
+        except NotFound:
+            task = records.get_preview(session, record_id, lock=True)
+        if task.status not in FINAL_TASK:
+            task.status = TaskStatus.ERROR
+            task.error = reason
+            task.finished_at = utcnow()
+        video_id = task.video_id
+    log.info("video %s task %s failed: %s", video_id, record_id, reason)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        records.set_video_status(video, VideoStatus.ERROR, error=exc.reason,
+                                 detail=exc.detail or None)
+    log.info("video %s ended in error: %s", video_id, exc.reason)
+
+
+def _start_task(task) -> None:
+    task.status = TaskStatus.RUNNING
+    task.attempts += 1
+    task.worker = _worker_name()
+    job = get_current_job()
+    task.job_id = job.id if job else task.job_id
+    task.started_at = utcnow()
+    task.progress = 0.0
+
+
+def _task_failed(ctx: Context, record_id: str, video_id: str, name: str, exc: TranscoderError) -> None:
+    """Record a known error; raise it again if it is transient and a retry is left."""
+    retry = exc.transient and _retries_left() > 0
+    fields = {"error": exc.reason, "stderr_tail": exc.detail or None}
+    if isinstance(exc, TranscoderError) and hasattr(exc, "exit_code"):
+        fields["exit_code"] = exc.exit_code
+    if not retry:
+        fields |= {"status": TaskStatus.ERROR, "finished_at": utcnow()}
+    _record(ctx, record_id, **fields)
+    if retry:
+        log.warning("video %s %s failed, will retry: %s", video_id, name, exc.reason)
+        raise exc
+    log.info("video %s %s failed: %s", video_id, name, exc.reason)
+
+
+def _record(ctx: Context, record_id: str, **fields) -> None:
+    """Write fields on a rendition or preview row."""
+    with session_scope(ctx.engine) as session:
+        try:
+            task = records.get_rendition(session, record_id)
+        except NotFound:
+            task = records.get_preview(session, record_id)
+        for name, value in fields.items():
+            if hasattr(task, name):
+                setattr(task, name, value)
+
+
+def _retries_left() -> int:
+    job = get_current_job()
+    if job is not None:
+        return job.retries_left or 0
+    from transcoder.queue.dispatch import inline_retries
+
+    return getattr(inline_retries, "left", 0)
+
+
+def _workdir(ctx: Context, video_id: str, name: str) -> Path:
+    path = ctx.settings.resolved_work_dir / video_id / f"{name}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _worker_name() -> str:
+    job = get_current_job()
+    if job is not None and job.worker_name:
+        return job.worker_name
+    return f"inline@{socket.gethostname()}:{os.getpid()}"
+
+
+def _kbps(size: int, info: MediaInfo) -> int | None:
+    return round(size * 8 / info.duration / 1000) if info.duration else None
+
+
+class _ProgressWriter:
+    """Store a rendition's progress (and its video's) at most once a second."""
+
+    def __init__(self, ctx: Context, rendition_id: str) -> None:
+        self.ctx = ctx
+        self.rendition_id = rendition_id
+        self.last = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_INTERVAL and fraction < 1.0:
+            return
+        self.last = now
+        with session_scope(self.ctx.engine) as session:
+            rendition = records.get_rendition(session, self.rendition_id)
+            rendition.progress = round(fraction, 4)
+            video = records.get_video(session, rendition.video_id)
+            video.progress = records.weighted_progress(records.renditions_of(session, video.id))
+            video.updated_at = utcnow()

@@ -1,0 +1,31 @@
+"""`transcoder worker`: a real RQ worker on the farm's queues."""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from transcoder.errors import ConfigError
+from transcoder.queue.dispatch import queue_names
+from transcoder.settings import Settings
+
+log = logging.getLogger("transcoder.worker")
+
+
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+    """Work the control and encode queues until stopped (or until empty, with burst)."""
+    if settings.embedded:
+        raise ConfigError("REDIS_URL is not set; a worker needs Redis (the CLI runs jobs inline)")
+    connection = Redis.from_url(settings.redis_url)
+    queues = [
+        Queue(q, connection=connection, serializer=JSONSerializer) for q in queue_names(settings)
+    ]
+    worker = Worker(queues, connection=connection, serializer=JSONSerializer, name=name)
+    log.info(
+        "worker %s on %s, %d ffmpeg threads per job",
+        worker.name, ", ".join(q.name for q in queues), settings.threads_per_job(),
+    )
+    return worker.work(burst=burst, with_scheduler=True)

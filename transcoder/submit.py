@@ -1,0 +1,41 @@
+"""Accepting a video: a record, the source in storage, and the first job queued."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transcoder.db import records
+from transcoder.db.engine import session_scope
+from transcoder.db.models import VideoStatus
+from transcoder.errors import InputError
+from transcoder.profiles import load_profile
+from transcoder.queue.context import Context
+from transcoder.storage import source_key
+
+log = logging.getLogger("transcoder.submit")
+
+
+def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
+    """Store a local file as a new video's source and queue its transcode; return the video id.
+
+    In embedded mode (no Redis) the whole transcode runs before this returns.
+    """
+    profile = profile or ctx.settings.profile
+    load_profile(profile)  # refuse an unknown or invalid profile before anything is stored
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+
+    with session_scope(ctx.engine) as session:
+        video = records.create_video(session, source_name=path.name, profile=profile)
+        video_id = video.id
+        video.source_key = source_key(video_id)
+    ctx.storage.put(path, source_key(video_id))
+
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        records.set_video_status(video, VideoStatus.QUEUED)
+    log.info("video %s submitted from %s (profile %s)", video_id, path.name, profile)
+    ctx.dispatcher.start(video_id)
+    return video_id
