@@ -15,9 +15,18 @@ from sqlmodel import Session, SQLModel, create_engine
 from transcoder.db import models  # noqa: F401  (registers the tables)
 
 
+def normalize_url(url: str) -> str:
+    """Plain postgres URLs use the psycopg2 driver this package depends on."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url.removeprefix(scheme)
+    return url
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """One engine per URL per process; tables are created on first use."""
+    url = normalize_url(url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
