@@ -43,7 +43,7 @@ def verify_rendition(output: Path, plan: RenditionPlan, *, ffprobe: str = "ffpro
 
     if abs(info.duration - plan.duration) > DURATION_TOLERANCE:
         raise VerifyError(
-            f"output lasts {info.duration:.2f} s but the source lasts {plan.duration:.2f} s; "
+            f"output lasts {info.duration:.1f} s but the source lasts {plan.duration:.1f} s; "
             "the source may be truncated or damaged"
         )
     return info

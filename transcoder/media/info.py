@@ -27,6 +27,7 @@ class VideoStream(BaseModel):
     color_transfer: str = ""
     field_order: str = ""
     frames: int | None = None
+    duration: float | None = None
 
     @property
     def display_width(self) -> float:
@@ -68,6 +69,7 @@ class AudioStream(BaseModel):
     channels: int
     sample_rate: int
     default: bool = False
+    duration: float | None = None
 
 
 class MediaInfo(BaseModel):
@@ -88,6 +90,16 @@ class MediaInfo(BaseModel):
             if stream.default:
                 return stream
         return self.audio[0] if self.audio else None
+
+    @property
+    def media_duration(self) -> float:
+        """How long the streams renditions carry last: the video and the main audio.
+
+        The container's duration can be longer, e.g. when a subtitle track runs past the
+        picture, so outputs are checked against this instead.
+        """
+        known = [s.duration for s in (self.video, self.main_audio) if s and s.duration]
+        return max(known) if known else self.duration
 
     def summary(self) -> str:
         """One line for logs and tables."""

@@ -54,10 +54,11 @@ def probe(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
 
 def _probe_reason(stderr: str) -> str:
     last = stderr.splitlines()[-1] if stderr else "no output"
-    if "Invalid data found" in stderr:
-        return "could not decode the file: not a recognised audio/video format or damaged"
+    # ffprobe follows "moov atom not found" with "Invalid data found", so test it first.
     if "moov atom not found" in stderr:
         return "could not decode the file: the MP4 index is missing (truncated upload?)"
+    if "Invalid data found" in stderr:
+        return "could not decode the file: not a recognised audio/video format or damaged"
     if "not on whitelist" in stderr or "Unable to find a suitable output format" in stderr:
         return "refused: the file is not a supported media container"
     return f"could not decode the file: {last.split(': ', 1)[-1]}"
@@ -143,6 +144,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         color_transfer=s.get("color_transfer") or "",
         field_order=s.get("field_order") or "",
         frames=int(frames) if str(frames or "").isdigit() else None,
+        duration=_stream_duration(s),
     )
 
 
@@ -153,6 +155,7 @@ def _audio(s: dict[str, Any]) -> AudioStream:
         channels=int(s.get("channels") or 0),
         sample_rate=int(s.get("sample_rate") or 0),
         default=bool((s.get("disposition") or {}).get("default")),
+        duration=_stream_duration(s),
     )
 
 
@@ -163,6 +166,20 @@ def _rotation(s: dict[str, Any]) -> int:
             return round(float(side["rotation"]) / 90) * 90 % 360
     rotate = (s.get("tags") or {}).get("rotate")
     return round(float(rotate) / 90) * 90 % 360 if rotate else 0
+
+
+def _stream_duration(s: dict[str, Any]) -> float | None:
+    """A stream's own duration: the field, or Matroska's DURATION tag (HH:MM:SS.fraction)."""
+    value = _number(s.get("duration"))
+    if value is None:
+        tag = (s.get("tags") or {}).get("DURATION", "")
+        hours, _, rest = tag.partition(":")
+        minutes, _, seconds = rest.partition(":")
+        try:
+            value = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    return value if value > 0 else None
 
 
 def _number(value: Any) -> float | None:

@@ -88,7 +88,7 @@ def plan_renditions(info: MediaInfo, profile: Profile) -> list[RenditionPlan]:
                     keyframe_interval=keyint,
                     video_kbps=rung.max_kbps[fmt.name],
                     audio_index=audio.index if audio else None,
-                    duration=info.duration,
+                    duration=info.media_duration,
                 )
             )
     return plans
@@ -102,7 +102,7 @@ def plan_preview(info: MediaInfo, profile: Profile) -> PreviewPlan:
     picture = _picture(video, even(dw * scale), even(dh * scale))
     return PreviewPlan(
         picture=picture,
-        position=poster_position(info.duration, video.fps, profile.preview.position),
+        position=poster_position(info.media_duration, video.fps, profile.preview.position),
         spec=profile.preview,
     )
 

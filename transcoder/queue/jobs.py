@@ -203,9 +203,7 @@ def finalize_video(video_id: str) -> None:
         failed = [(name, task.error) for name, task in named if task.status == TaskStatus.ERROR]
         video.progress = records.weighted_progress(tasks)
         if failed:
-            reason = f"{len(failed)} of {len(named)} outputs failed: " + "; ".join(
-                f"{name}: {error}" for name, error in failed
-            )
+            reason = failure_summary(failed, total=len(named))
             first = next(t for _, t in named if t.status == TaskStatus.ERROR)
             records.set_video_status(video, VideoStatus.ERROR, error=reason,
                                      detail=first.stderr_tail)
@@ -216,6 +214,15 @@ def finalize_video(video_id: str) -> None:
         log.info("video %s succeeded: %d renditions and a preview", video_id, len(tasks))
     else:
         log.info("video %s ended in error: %s", video_id, error)
+
+
+def failure_summary(failed: list[tuple[str, str | None]], *, total: int) -> str:
+    """One line for a video: outputs grouped by their (often shared) reason."""
+    by_reason: dict[str, list[str]] = {}
+    for name, error in failed:
+        by_reason.setdefault(error or "unknown error", []).append(name)
+    parts = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
+    return f"{len(failed)} of {total} outputs failed ({'; '.join(parts)})"
 
 
 def on_task_failure(job, connection, exc_type, exc, traceback) -> None:

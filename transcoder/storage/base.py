@@ -47,6 +47,7 @@ def rendition_key(video_id: str, filename: str) -> str:
 
 
 def _checked(part: str) -> str:
-    if not _SAFE_NAME.match(part) or ".." in part:
+    # fullmatch: with match, `$` would also accept a part ending in a newline.
+    if not _SAFE_NAME.fullmatch(part) or ".." in part:
         raise ValueError(f"unsafe storage key part: {part!r}")
     return part

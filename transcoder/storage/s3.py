@@ -61,6 +61,8 @@ class S3Storage:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return False
             raise _storage_error(f"check {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(f"check {key}", exc) from exc
         return True
 
     def delete_prefix(self, prefix: str) -> int:
