@@ -28,7 +28,7 @@ def rendition_command(
     plan: RenditionPlan, source: Path, output: Path, *, threads: int, ffmpeg_bin: str = "ffmpeg"
 ) -> list[str]:
     """The full ffmpeg command for one rendition, reporting progress on stdout."""
-    source_in = _input(source, threads)
+    source_in = _input(source, threads, plan.picture.decoder)
     video = _picture_filters(source_in[str(plan.picture.video_index)], plan.picture, plan.fps)
     streams = [video]
     if plan.audio_index is not None:
@@ -66,7 +66,7 @@ def poster_command(
 
     Pillow turns the PNG into the JPEG poster and thumbnails.
     """
-    source_in = _input(source, threads, ss=plan.position)
+    source_in = _input(source, threads, plan.picture.decoder, ss=plan.position)
     stream = source_in[str(plan.picture.video_index)]
     video = _picture_filters(stream, plan.picture, fps=None, pix_fmt="rgb24")
     options = {"frames:v": 1, "f": "image2", "c:v": "png", "update": 1, "threads": threads}
@@ -74,14 +74,17 @@ def poster_command(
     return [ffmpeg_bin, *GLOBAL_ARGS, *out.overwrite_output().get_args()]
 
 
-def _input(source: Path, threads: int, **extra: Any) -> Any:
+def _input(source: Path, threads: int, decoder: str | None, **extra: Any) -> Any:
+    if decoder:
+        extra["c:v"] = decoder
     return ffmpeg.input(f"file:{source}", threads=threads, **safe_input_options(), **extra)
 
 
 def _picture_filters(
     stream: Any, picture: Picture, fps: str | None, pix_fmt: str = "yuv420p"
 ) -> Any:
-    """Deinterlace, fix the frame rate, scale to square pixels, tone-map, end in 8-bit 4:2:0.
+    """Deinterlace, fix the frame rate, flatten transparency onto black, scale to square
+    pixels, tone-map, and end in 8-bit 4:2:0 (or RGB for the poster).
 
     ffmpeg applies the display rotation before this chain (autorotate), so the sizes here
     are already the upright ones.
@@ -90,6 +93,8 @@ def _picture_filters(
         stream = stream.filter("bwdif", mode="send_frame", parity="auto", deint="interlaced")
     if fps:
         stream = stream.filter("fps", fps=fps)
+    if picture.flatten_alpha:
+        stream = stream.filter("format", "yuva444p").filter("premultiply", inplace=1)
     stream = stream.filter("scale", picture.width, picture.height, flags="bicubic")
     stream = stream.filter("setsar", "1")
     if picture.tonemap:

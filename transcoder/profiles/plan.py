@@ -21,6 +21,8 @@ STANDARD_RATES = [Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", 
     Fraction(60),
 ]
 FALLBACK_RATE = Fraction(30)
+# ffmpeg's native VP8/VP9 decoders drop the alpha channel WebM stores beside the picture.
+ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
 
 
 class Picture(BaseModel):
@@ -31,6 +33,8 @@ class Picture(BaseModel):
     height: int
     deinterlace: bool = False
     tonemap: bool = False
+    flatten_alpha: bool = False
+    decoder: str | None = None
 
 
 class RenditionPlan(BaseModel):
@@ -153,6 +157,8 @@ def _picture(video: VideoStream, width: int, height: int) -> Picture:
         height=height,
         deinterlace=video.is_interlaced,
         tonemap=video.is_hdr,
+        flatten_alpha=video.has_alpha,
+        decoder=ALPHA_DECODERS.get(video.codec) if video.has_alpha else None,
     )
 
 
