@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from transcoder.queue.context import Context, build_context, install
+from transcoder.queue.context import Context, build_context, install, uninstall
 from transcoder.settings import Settings
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -56,7 +56,16 @@ def make_clip(clip_dir: Path) -> Callable[..., Path]:
         digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]
         out = clip_dir / f"{digest}-{name}"
         if not out.exists():
-            cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, str(out)]
+            cmd = [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-y",
+                *args,
+                str(out),
+            ]
             subprocess.run(cmd, check=True, timeout=120)
         return out
 
@@ -70,7 +79,9 @@ def ffprobe_streams() -> Callable[[Path], dict]:
     def run(path: Path) -> dict:
         done = subprocess.run(
             ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-            capture_output=True, check=True, timeout=60,
+            capture_output=True,
+            check=True,
+            timeout=60,
         )
         return json.loads(done.stdout)
 
@@ -94,6 +105,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings) -> Context:
     return install(build_context(settings))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_context() -> Iterator[None]:
+    """No test sees the context another test installed."""
+    yield
+    uninstall()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -168,7 +186,9 @@ def farm_settings(tmp_path: Path, pg_url: str, redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def start_worker(farm_settings: Settings, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+def start_worker(
+    farm_settings: Settings, tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start real `transcoder worker` processes with the farm settings; stopped after the test."""
     import os
     import signal
@@ -177,18 +197,25 @@ def start_worker(farm_settings: Settings, tmp_path: Path) -> Iterator[Callable[.
     procs: list[subprocess.Popen] = []
 
     def start(*extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        environ = os.environ | {
-            "DATABASE_URL": farm_settings.database_url,
-            "REDIS_URL": farm_settings.redis_url,
-            "TRANSCODER_DATA_DIR": str(farm_settings.data_dir),
-            "TRANSCODER_ENCODE_RETRIES": str(farm_settings.encode_retries),
-            "TRANSCODER_JOB_SLOTS": "1",
-        } | (env or {})
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "transcoder", "worker", *extra],
-            env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        environ = (
+            os.environ
+            | {
+                "DATABASE_URL": farm_settings.database_url,
+                "REDIS_URL": farm_settings.redis_url,
+                "TRANSCODER_DATA_DIR": str(farm_settings.data_dir),
+                "TRANSCODER_ENCODE_RETRIES": str(farm_settings.encode_retries),
+                "TRANSCODER_JOB_SLOTS": "1",
+            }
+            | (env or {})
         )
+        with open(tmp_path / f"worker-{len(procs)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "transcoder", "worker", *extra],
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         procs.append(proc)
         return proc
 

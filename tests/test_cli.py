@@ -14,21 +14,45 @@ def transcoder(*args: str, cwd: Path, env: dict[str, str] | None = None):
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     return subprocess.run(
         [sys.executable, "-m", "transcoder", *args],
-        cwd=cwd, env=environ | (env or {}), capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=environ | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_transcode_puts_renditions_and_preview_in_out_dir(tmp_path, make_clip, ffprobe_streams):
-    clip = make_clip("cli.mp4", "-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=1", "-f", "lavfi",
-                     "-i", "sine=d=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                     "-shortest")
+    clip = make_clip(
+        "cli.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=480x270:r=25:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
 
     done = transcoder("transcode", str(clip), "--out", "result", cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     files = sorted(p.name for p in (tmp_path / "result").iterdir())
-    assert files == ["240p-h264.mp4", "240p-vp8.webm", "poster.jpg", "thumb-160.jpg",
-                     "thumb-480.jpg"]
+    assert files == [
+        "240p-h264.mp4",
+        "240p-vp8.webm",
+        "poster.jpg",
+        "thumb-160.jpg",
+        "thumb-480.jpg",
+    ]
     info = ffprobe_streams(tmp_path / "result" / "240p-vp8.webm")
     assert [s["codec_name"] for s in info["streams"]] == ["vp8", "opus"]
     assert "240p-h264.mp4" in done.stdout and "426x240" in done.stdout
@@ -70,8 +94,17 @@ def test_invalid_profile_file_is_refused_naming_the_field(tmp_path, make_clip):
 
 
 def test_status_shows_a_finished_video(tmp_path, make_clip):
-    clip = make_clip("cli3.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x240:d=1", "-c:v", "libx264",
-                     "-pix_fmt", "yuv420p")
+    clip = make_clip(
+        "cli3.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
     env = {"TRANSCODER_DATA_DIR": str(tmp_path / "data")}
     submitted = transcoder("submit", str(clip), cwd=tmp_path, env=env)
     assert submitted.returncode == 0, submitted.stderr

@@ -7,12 +7,18 @@ import logging
 import shutil
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from transcoder import logs
@@ -22,14 +28,16 @@ from transcoder.db.models import TaskStatus, Video, VideoStatus
 from transcoder.errors import NotFound, TranscoderError
 from transcoder.queue.context import Context, build_context, install
 from transcoder.settings import Settings
-from transcoder.submit import submit_file
+from transcoder.submit import accept_file, submit_file
 
 console = Console(stderr=True)
 out = Console()
 
 
 @click.group()
-@click.option("-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG (ffmpeg output).")
+@click.option(
+    "-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG (ffmpeg output)."
+)
 @click.pass_context
 def main(click_ctx: click.Context, verbose: int) -> None:
     """Self-hosted video transcoding farm."""
@@ -40,30 +48,36 @@ def main(click_ctx: click.Context, verbose: int) -> None:
 @main.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", help="Built-in profile name or path to a profile TOML file.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("out"), show_default=True, help="Where to put the outputs.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Where to put the outputs.",
+)
 def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
     """Transcode SOURCE here and now (no server needed) and copy the outputs to --out."""
     ctx = install(build_context(Settings(redis_url="")))
-    result: dict[str, object] = {}
+    try:
+        video_id = accept_file(ctx, source, profile=profile)
+    except TranscoderError as exc:
+        _fail(exc.reason)
+
+    crash: list[BaseException] = []
 
     def run() -> None:
         try:
-            result["id"] = submit_file(ctx, source, profile=profile)
-        except TranscoderError as exc:
-            result["error"] = exc
-        except Exception as exc:  # reported below; the thread must not die silently
-            logging.getLogger("transcoder.cli").exception("transcode crashed")
-            result["error"] = exc
+            ctx.dispatcher.start(video_id)
+        except Exception as exc:  # the thread's boundary: report it below, never silently
+            logging.getLogger("transcoder.cli").exception("transcode of %s crashed", video_id)
+            crash.append(exc)
 
     worker = threading.Thread(target=run, name="transcode", daemon=True)
     worker.start()
-    _show_progress(ctx, worker)
-
-    error = result.get("error")
-    if error is not None:
-        _fail(error.reason if isinstance(error, TranscoderError) else f"internal error: {error}")
-    video_id = str(result["id"])
+    _show_progress(ctx, video_id, worker)
+    if crash:
+        _fail(f"internal error: {crash[0]}", video_id)
     video = _load(ctx, video_id)
     if video.status != VideoStatus.SUCCEEDED:
         _fail(video.error or f"video ended {video.status}", video_id)
@@ -118,8 +132,9 @@ def status(video_id: str, as_json: bool) -> None:
         doc["preview"] = preview.model_dump(mode="json", exclude={"plan"}) if preview else None
         out.print_json(json.dumps(doc))
         return
-    out.print(f"video {video.id} ({video.source_name}): [bold]{video.status}[/] "
-              f"{video.progress:.0%}")
+    out.print(
+        f"video {video.id} ({video.source_name}): [bold]{video.status}[/] {video.progress:.0%}"
+    )
     if video.error:
         out.print(f"error: {video.error}")
     _print_outputs(ctx, video_id)
@@ -133,7 +148,7 @@ def profiles() -> None:
     for name in available_profiles():
         p = load_profile(name)
         sizes = ", ".join(r.name for r in p.rungs_by_size)
-        out.print(f"{name}: {sizes} × {', '.join(f.name for f in p.formats)}")
+        out.print(f"{name}: {sizes} in {', '.join(f.name for f in p.formats)}")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -150,19 +165,20 @@ def _load(ctx: Context, video_id: str) -> Video:
         return records.get_video(session, video_id)
 
 
-def _show_progress(ctx: Context, worker: threading.Thread) -> None:
+def _show_progress(ctx: Context, video_id: str, worker: threading.Thread) -> None:
     """Poll the records while the pipeline runs; one bar per rendition."""
-    columns = (TextColumn("{task.description:<14}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn())
-    bars: dict[str, int] = {}
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    bars: dict[str, TaskID] = {}
     with Progress(*columns, console=console, transient=False) as progress:
         while worker.is_alive():
             worker.join(0.3)
             with session_scope(ctx.engine) as session:
-                videos = records.list_videos(session, limit=1)
-                if not videos:
-                    continue
-                for r in records.renditions_of(session, videos[0].id):
+                for r in records.renditions_of(session, video_id):
                     if r.id not in bars:
                         bars[r.id] = progress.add_task(r.name, total=1.0)
                     done = 1.0 if r.status == TaskStatus.SUCCEEDED else r.progress
@@ -192,7 +208,9 @@ def _print_outputs(ctx: Context, video_id: str) -> None:
         preview = records.preview_of(session, video_id)
     table = Table(title=f"video {video_id}")
     for column in ("output", "status", "size", "dims", "codecs", "kbps", "duration"):
-        table.add_column(column, justify="right" if column in ("size", "kbps", "duration") else "left")
+        table.add_column(
+            column, justify="right" if column in ("size", "kbps", "duration") else "left"
+        )
     for r in renditions:
         name = r.storage_key.rsplit("/", 1)[-1] if r.storage_key else r.name
         table.add_row(
@@ -206,19 +224,29 @@ def _print_outputs(ctx: Context, video_id: str) -> None:
         )
     for img in preview.images if preview else []:
         name = img["key"].rsplit("/", 1)[-1]
-        table.add_row(name, str(preview.status),
-                      _human(img["size_bytes"]), f"{img['width']}x{img['height']}", "jpeg", "", "")
+        table.add_row(
+            name,
+            "succeeded",
+            _human(img["size_bytes"]),
+            f"{img['width']}x{img['height']}",
+            "jpeg",
+            "",
+            "",
+        )
     out.print(table)
 
 
 def _human(size: int | None) -> str:
     if size is None:
         return ""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 if __name__ == "__main__":

@@ -17,10 +17,17 @@ log = logging.getLogger("transcoder.submit")
 
 
 def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
-    """Store a local file as a new video's source and queue its transcode; return the video id.
+    """Accept a local file and start its transcode; return the video id.
 
     In embedded mode (no Redis) the whole transcode runs before this returns.
     """
+    video_id = accept_file(ctx, path, profile=profile)
+    ctx.dispatcher.start(video_id)
+    return video_id
+
+
+def accept_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
+    """Create a video record, store the file as its source and mark it queued."""
     profile = profile or ctx.settings.profile
     load_profile(profile)  # refuse an unknown or invalid profile before anything is stored
     path = Path(path)
@@ -36,6 +43,5 @@ def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
         records.set_video_status(video, VideoStatus.QUEUED)
-    log.info("video %s submitted from %s (profile %s)", video_id, path.name, profile)
-    ctx.dispatcher.start(video_id)
+    log.info("video %s accepted from %s (profile %s)", video_id, path.name, profile)
     return video_id

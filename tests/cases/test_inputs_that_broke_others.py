@@ -7,8 +7,8 @@ media files.
 from __future__ import annotations
 
 import socket
-from fractions import Fraction
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -53,9 +53,17 @@ def succeeded(video, renditions, preview) -> None:
 
 
 def test_c01_odd_vp9_webm_gets_every_rung_at_even_sizes(ctx, make_clip, ffprobe_streams):
-    clip = make_clip("c01.webm", *lavfi("testsrc2=s=1435x771:r=30:d=1,format=rgb24"),
-                     *lavfi("sine=f=440:d=1"), *VP9, "-pix_fmt", "yuv420p", "-c:a", "libopus",
-                     "-shortest")
+    clip = make_clip(
+        "c01.webm",
+        *lavfi("testsrc2=s=1435x771:r=30:d=1,format=rgb24"),
+        *lavfi("sine=f=440:d=1"),
+        *VP9,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "libopus",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -68,8 +76,18 @@ def test_c01_odd_vp9_webm_gets_every_rung_at_even_sizes(ctx, make_clip, ffprobe_
 
 @pytest.mark.parametrize("size", ["1164x767", "1280x720"], ids=["c03-odd", "c25"])
 def test_c03_c25_yuv444_h264_comes_out_8bit_420(ctx, make_clip, ffprobe_streams, size):
-    clip = make_clip(f"444-{size}.mp4", *lavfi(f"testsrc2=s={size}:r=25:d=1,format=rgb24"),
-                     "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv444p", "-crf", "30")
+    clip = make_clip(
+        f"444-{size}.mp4",
+        *lavfi(f"testsrc2=s={size}:r=25:d=1,format=rgb24"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv444p",
+        "-crf",
+        "30",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -81,8 +99,15 @@ def test_c03_c25_yuv444_h264_comes_out_8bit_420(ctx, make_clip, ffprobe_streams,
 
 
 def test_c04_display_matrix_rotation_gives_upright_portrait(ctx, make_clip, ffprobe_streams):
-    coded = make_clip("c04-coded.mp4", *lavfi("testsrc2=s=1280x720:r=30:d=1"),
-                      *lavfi("sine=f=523:d=1"), *X264, "-c:a", "aac", "-shortest")
+    coded = make_clip(
+        "c04-coded.mp4",
+        *lavfi("testsrc2=s=1280x720:r=30:d=1"),
+        *lavfi("sine=f=523:d=1"),
+        *X264,
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
     clip = make_clip("c04.mp4", "-i", str(coded), "-c", "copy", "-metadata:s:v:0", "rotate=90")
     video, renditions, preview = run(ctx, clip)
 
@@ -97,8 +122,17 @@ def test_c04_display_matrix_rotation_gives_upright_portrait(ctx, make_clip, ffpr
 
 
 def test_c05_anamorphic_pal_comes_out_16_9_square_pixels(ctx, make_clip, ffprobe_streams):
-    clip = make_clip("c05.mp4", *lavfi("testsrc2=s=720x576:r=25:d=1"), *lavfi("sine=d=1"),
-                     "-vf", "setsar=64/45", *X264, "-c:a", "aac", "-shortest")
+    clip = make_clip(
+        "c05.mp4",
+        *lavfi("testsrc2=s=720x576:r=25:d=1"),
+        *lavfi("sine=d=1"),
+        "-vf",
+        "setsar=64/45",
+        *X264,
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -111,8 +145,18 @@ def test_c05_anamorphic_pal_comes_out_16_9_square_pixels(ctx, make_clip, ffprobe
 
 @pytest.fixture(scope="module")
 def eight_k(make_clip):
-    return make_clip("c06.mp4", *lavfi("testsrc2=s=7680x4320:r=3:d=1"), "-c:v", "libx264",
-                     "-preset", "ultrafast", "-crf", "40", "-pix_fmt", "yuv420p")
+    return make_clip(
+        "c06.mp4",
+        *lavfi("testsrc2=s=7680x4320:r=3:d=1"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "40",
+        "-pix_fmt",
+        "yuv420p",
+    )
 
 
 @pytest.mark.slow
@@ -146,8 +190,15 @@ def test_c07_tiny_frame_gets_one_rendition_at_its_own_size(ctx, make_clip, ffpro
 
 
 def test_c09_120fps_is_capped_at_60_with_timing_kept(ctx, make_clip, ffprobe_streams):
-    clip = make_clip("c09.mp4", *lavfi("testsrc2=s=360x800:r=120:d=1"), *lavfi("sine=d=1"),
-                     *X264, "-c:a", "aac", "-shortest")
+    clip = make_clip(
+        "c09.mp4",
+        *lavfi("testsrc2=s=360x800:r=120:d=1"),
+        *lavfi("sine=d=1"),
+        *X264,
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -159,11 +210,21 @@ def test_c09_120fps_is_capped_at_60_with_timing_kept(ctx, make_clip, ffprobe_str
 
 def test_c10_variable_frame_rate_becomes_constant(ctx, make_clip, ffprobe_streams):
     clip = make_clip(
-        "c10.mp4", *lavfi("testsrc2=s=640x360:r=60:d=3"), *lavfi("sine=d=3"), "-vf",
+        "c10.mp4",
+        *lavfi("testsrc2=s=640x360:r=60:d=3"),
+        *lavfi("sine=d=3"),
+        "-vf",
         "settb=1/90000,setpts='(N/60+0.004*sin(N*1.7)+if(between(N,60,90),0.0083*(N-60),"
         "if(gt(N,90),0.25,0)))/TB'",
-        "-fps_mode", "passthrough", "-enc_time_base:v", "1/90000", *X264,
-        "-video_track_timescale", "90000", "-c:a", "aac",
+        "-fps_mode",
+        "passthrough",
+        "-enc_time_base:v",
+        "1/90000",
+        *X264,
+        "-video_track_timescale",
+        "90000",
+        "-c:a",
+        "aac",
     )
     video, renditions, preview = run(ctx, clip)
 
@@ -178,8 +239,15 @@ def test_c10_variable_frame_rate_becomes_constant(ctx, make_clip, ffprobe_stream
 
 
 def test_c11_very_short_clip_still_gets_renditions_and_a_poster(ctx, make_clip):
-    clip = make_clip("c11.mp4", *lavfi("testsrc2=s=640x360:r=30:d=0.4"), *lavfi("sine=d=0.4"),
-                     *X264, "-c:a", "aac", "-shortest")
+    clip = make_clip(
+        "c11.mp4",
+        *lavfi("testsrc2=s=640x360:r=30:d=0.4"),
+        *lavfi("sine=d=0.4"),
+        *X264,
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -188,11 +256,33 @@ def test_c11_very_short_clip_still_gets_renditions_and_a_poster(ctx, make_clip):
 
 
 def test_c12_negative_timestamps_start_at_zero_without_preroll(ctx, make_clip, ffprobe_streams):
-    whole = make_clip("c12-whole.mp4", *lavfi("testsrc2=s=640x360:r=25:d=2"), *lavfi("sine=d=2"),
-                      "-c:v", "libx264", "-bf", "0", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                      "-c:a", "aac", "-shortest")
-    clip = make_clip("c12.mp4", "-itsoffset", "-0.5", "-i", str(whole), "-c", "copy",
-                     "-avoid_negative_ts", "disabled")
+    whole = make_clip(
+        "c12-whole.mp4",
+        *lavfi("testsrc2=s=640x360:r=25:d=2"),
+        *lavfi("sine=d=2"),
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
+    clip = make_clip(
+        "c12.mp4",
+        "-itsoffset",
+        "-0.5",
+        "-i",
+        str(whole),
+        "-c",
+        "copy",
+        "-avoid_negative_ts",
+        "disabled",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -217,8 +307,18 @@ def test_c17_no_audio_gives_video_only_renditions(ctx, make_clip, ffprobe_stream
 
 
 def test_c18_audio_only_ac3_is_refused_with_no_video_stream(ctx, make_clip):
-    clip = make_clip("c18.ac3", *lavfi("sine=f=440:d=1"), "-ac", "2", "-ar", "48000",
-                     "-c:a", "ac3", "-b:a", "192k")
+    clip = make_clip(
+        "c18.ac3",
+        *lavfi("sine=f=440:d=1"),
+        "-ac",
+        "2",
+        "-ar",
+        "48000",
+        "-c:a",
+        "ac3",
+        "-b:a",
+        "192k",
+    )
     video, renditions, _ = run(ctx, clip)
 
     assert video.status == VideoStatus.ERROR
@@ -228,9 +328,22 @@ def test_c18_audio_only_ac3_is_refused_with_no_video_stream(ctx, make_clip):
 
 def test_c19_cover_art_is_not_mistaken_for_video(ctx, make_clip):
     cover = make_clip("cover.jpg", *lavfi("testsrc2=s=600x600:d=1"), "-frames:v", "1")
-    clip = make_clip("c19.m4a", *lavfi("sine=f=220:d=1"), "-i", str(cover), "-map", "0:a",
-                     "-map", "1:v", "-c:a", "aac", "-c:v", "copy", "-disposition:v:0",
-                     "attached_pic")
+    clip = make_clip(
+        "c19.m4a",
+        *lavfi("sine=f=220:d=1"),
+        "-i",
+        str(cover),
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "aac",
+        "-c:v",
+        "copy",
+        "-disposition:v:0",
+        "attached_pic",
+    )
     video, renditions, _ = run(ctx, clip)
 
     assert video.status == VideoStatus.ERROR
@@ -242,11 +355,28 @@ def test_c21_subtitle_track_is_left_out_and_the_transcode_succeeds(
     ctx, make_clip, tmp_path, ffprobe_streams
 ):
     srt = tmp_path / "c21.srt"
-    srt.write_text("1\n00:00:00,000 --> 00:00:01,500\nFirst\n\n2\n00:00:01,500 --> 00:00:03,000\n"
-                   "Second\n")
-    clip = make_clip("c21.mkv", *lavfi("testsrc2=s=640x360:r=25:d=3"), *lavfi("sine=d=3"),
-                     "-i", str(srt), "-map", "0", "-map", "1", "-map", "2", *X264,
-                     "-c:a", "aac", "-c:s", "srt", "-shortest")
+    srt.write_text(
+        "1\n00:00:00,000 --> 00:00:01,500\nFirst\n\n2\n00:00:01,500 --> 00:00:03,000\nSecond\n"
+    )
+    clip = make_clip(
+        "c21.mkv",
+        *lavfi("testsrc2=s=640x360:r=25:d=3"),
+        *lavfi("sine=d=3"),
+        "-i",
+        str(srt),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        *X264,
+        "-c:a",
+        "aac",
+        "-c:s",
+        "srt",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -258,9 +388,24 @@ def test_c21_subtitle_track_is_left_out_and_the_transcode_succeeds(
 def signal_stats(path: Path) -> dict[str, float]:
     """Average luma range and saturation of the first frames, from ffmpeg's signalstats."""
     done = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "5", "-vf",
-         "signalstats,metadata=print:file=-", "-f", "null", "-"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-frames:v",
+            "5",
+            "-vf",
+            "signalstats,metadata=print:file=-",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     values: dict[str, list[float]] = {}
     for line in done.stdout.splitlines():
@@ -273,10 +418,22 @@ def signal_stats(path: Path) -> dict[str, float]:
 @pytest.mark.slow
 def test_c26_hdr10_is_tone_mapped_to_sdr_not_washed_out(ctx, make_clip, ffprobe_streams):
     clip = make_clip(
-        "c26.mp4", *lavfi("testsrc2=s=1280x720:r=30:d=1"), "-c:v", "libx265", "-preset", "fast",
-        "-pix_fmt", "yuv420p10le", "-x265-params",
+        "c26.mp4",
+        *lavfi("testsrc2=s=1280x720:r=30:d=1"),
+        "-c:v",
+        "libx265",
+        "-preset",
+        "fast",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x265-params",
         "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1",
-        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        "smpte2084",
+        "-colorspace",
+        "bt2020nc",
     )
     video, renditions, preview = run(ctx, clip)
 
@@ -294,10 +451,26 @@ def test_c26_hdr10_is_tone_mapped_to_sdr_not_washed_out(ctx, make_clip, ffprobe_
 
 
 def test_c31_interlaced_source_is_deinterlaced(ctx, make_clip):
-    clip = make_clip("c31.mp4", *lavfi("testsrc2=s=720x576:r=50:d=1"), *lavfi("sine=d=1"),
-                     "-vf", "interlace=scan=tff:lowpass=0", "-c:v", "libx264", "-preset",
-                     "veryfast", "-pix_fmt", "yuv420p", "-flags", "+ildct+ilme", "-x264-params",
-                     "tff=1", "-c:a", "aac", "-shortest")
+    clip = make_clip(
+        "c31.mp4",
+        *lavfi("testsrc2=s=720x576:r=50:d=1"),
+        *lavfi("sine=d=1"),
+        "-vf",
+        "interlace=scan=tff:lowpass=0",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-flags",
+        "+ildct+ilme",
+        "-x264-params",
+        "tff=1",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
     video, renditions, preview = run(ctx, clip)
 
     succeeded(video, renditions, preview)
@@ -307,8 +480,15 @@ def test_c31_interlaced_source_is_deinterlaced(ctx, make_clip):
 
 @pytest.fixture(scope="module")
 def four_seconds(make_clip):
-    return make_clip("c35.mp4", *lavfi("testsrc2=s=640x360:r=30:d=4"), *lavfi("sine=d=4"),
-                     *X264, "-c:a", "aac", "-shortest")
+    return make_clip(
+        "c35.mp4",
+        *lavfi("testsrc2=s=640x360:r=30:d=4"),
+        *lavfi("sine=d=4"),
+        *X264,
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
 
 
 def test_c35a_mp4_cut_before_its_index_errors_once(ctx, four_seconds, tmp_path):
@@ -331,8 +511,9 @@ def test_c35b_empty_file_errors(ctx, tmp_path):
 
 
 def test_c35c_truncated_faststart_mp4_is_caught_as_short(ctx, make_clip, four_seconds, tmp_path):
-    faststart = make_clip("c35-fs.mp4", "-i", str(four_seconds), "-c", "copy", "-movflags",
-                          "+faststart")
+    faststart = make_clip(
+        "c35-fs.mp4", "-i", str(four_seconds), "-c", "copy", "-movflags", "+faststart"
+    )
     cut = tmp_path / "c35c.mp4"
     cut.write_bytes(faststart.read_bytes()[: faststart.stat().st_size * 60 // 100])
     video, renditions, _ = run(ctx, cut)
@@ -371,8 +552,14 @@ def test_c29_vp9_alpha_is_decoded_and_flattened_onto_black(ctx, make_clip):
         "c29.webm",
         *lavfi(f"color=c=white:s=480x270:r=25:d=1,{box}:color=red"),
         *lavfi(f"color=c=black:s=480x270:r=25:d=1,{box}:color=white,format=gray"),
-        "-filter_complex", "[0][1]alphamerge", "-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p",
-        "-b:v", "300k",
+        "-filter_complex",
+        "[0][1]alphamerge",
+        "-c:v",
+        "libvpx-vp9",
+        "-pix_fmt",
+        "yuva420p",
+        "-b:v",
+        "300k",
     )
     video, renditions, preview = run(ctx, clip)
 

@@ -115,9 +115,28 @@ def test_two_concurrent_finalizers_finish_a_video_once(pg_url, tmp_path, caplog)
 def test_weighted_progress_counts_big_renditions_more():
     from transcoder.db.models import Rendition
 
-    big = Rendition(video_id="v", name="720p", rung="720p", video_codec="h264", container="mp4",
-                    width=1280, height=720, bitrate_kbps=1, plan={}, status=TaskStatus.SUCCEEDED)
-    small = Rendition(video_id="v", name="240p", rung="240p", video_codec="h264",
-                      container="mp4", width=426, height=240, bitrate_kbps=1, plan={},
-                      progress=0.0)
+    big = Rendition(
+        video_id="v",
+        name="720p",
+        rung="720p",
+        video_codec="h264",
+        container="mp4",
+        width=1280,
+        height=720,
+        bitrate_kbps=1,
+        plan={},
+        status=TaskStatus.SUCCEEDED,
+    )
+    small = Rendition(
+        video_id="v",
+        name="240p",
+        rung="240p",
+        video_codec="h264",
+        container="mp4",
+        width=426,
+        height=240,
+        bitrate_kbps=1,
+        plan={},
+        progress=0.0,
+    )
     assert records.weighted_progress([big, small]) == pytest.approx(0.9, abs=0.01)

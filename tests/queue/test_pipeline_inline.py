@@ -16,8 +16,10 @@ from transcoder.submit import submit_file
 def outcome(ctx: Context, video_id: str):
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id)
-        return video, list(records.renditions_of(session, video_id)), records.preview_of(
-            session, video_id
+        return (
+            video,
+            list(records.renditions_of(session, video_id)),
+            records.preview_of(session, video_id),
         )
 
 
@@ -60,14 +62,25 @@ def test_bigbuckbunny_gets_720_to_240_in_both_codecs_with_audio(ctx, sample, ffp
 
 
 def test_mp4_renditions_have_the_index_at_the_front(ctx, make_clip):
-    clip = make_clip("short.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1",
-                     "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    clip = make_clip(
+        "short.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
     video_id = submit_file(ctx, clip)
 
     _, renditions, _ = outcome(ctx, video_id)
     mp4 = next(r for r in renditions if r.container == "mp4")
     head = stored(ctx, mp4.storage_key).read_bytes()[:4096]
-    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+    assert head.find(b"moov") != -1 and (
+        head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat")
+    )
 
 
 def test_bikes_without_audio_is_not_upscaled_and_stays_silent(ctx, sample, ffprobe_streams):
@@ -98,11 +111,27 @@ def test_carphone_below_every_rung_gets_one_rendition_at_display_size(ctx, sampl
 
 
 def test_rotated_phone_clip_comes_out_upright_portrait(ctx, make_clip, ffprobe_streams):
-    landscape = make_clip("land.mp4", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=1",
-                          "-f", "lavfi", "-i", "sine=d=1", "-c:v", "libx264", "-pix_fmt",
-                          "yuv420p", "-c:a", "aac", "-shortest")
-    phone = make_clip("phone.mp4", "-i", str(landscape), "-c", "copy",
-                      "-metadata:s:v:0", "rotate=90")
+    landscape = make_clip(
+        "land.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
+    phone = make_clip(
+        "phone.mp4", "-i", str(landscape), "-c", "copy", "-metadata:s:v:0", "rotate=90"
+    )
     video_id = submit_file(ctx, phone)
 
     video, renditions, preview = outcome(ctx, video_id)
@@ -118,8 +147,17 @@ def test_rotated_phone_clip_comes_out_upright_portrait(ctx, make_clip, ffprobe_s
 
 
 def test_odd_sized_clip_gets_even_sizes_with_the_aspect_kept(ctx, make_clip, ffprobe_streams):
-    clip = make_clip("odd.mkv", "-f", "lavfi", "-i", "testsrc2=s=641x361:r=25:d=1,format=rgb24",
-                     "-c:v", "libx264rgb", "-crf", "30")
+    clip = make_clip(
+        "odd.mkv",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=641x361:r=25:d=1,format=rgb24",
+        "-c:v",
+        "libx264rgb",
+        "-crf",
+        "30",
+    )
     video_id = submit_file(ctx, clip)
 
     video, renditions, _ = outcome(ctx, video_id)
@@ -152,8 +190,17 @@ def test_unreadable_input_ends_in_error_with_a_reason(ctx, tmp_path, content, re
 
 
 def test_truncated_mp4_ends_in_error_and_leaves_no_rendition_running(ctx, make_clip, tmp_path):
-    whole = make_clip("whole.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2",
-                      "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    whole = make_clip(
+        "whole.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
 

@@ -66,8 +66,17 @@ def test_bad_input_errors_and_the_worker_goes_on_to_the_next_video(
     worker = start_worker()
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video at all\n" * 50)
-    good = make_clip("good.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1",
-                     "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    good = make_clip(
+        "good.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
 
     bad_id = submit_file(ctx, bad)
     good_id = submit_file(ctx, good)
@@ -86,8 +95,17 @@ def test_bad_input_errors_and_the_worker_goes_on_to_the_next_video(
 
 def test_jobs_carry_ids_only_as_json(farm_settings, make_clip):
     ctx = install(build_context(farm_settings))
-    clip = make_clip("ids.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1",
-                     "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    clip = make_clip(
+        "ids.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
 
     video_id = submit_file(ctx, clip)
 

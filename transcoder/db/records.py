@@ -115,8 +115,10 @@ def weighted_progress(renditions: Sequence[Rendition]) -> float:
     total = sum(r.width * r.height for r in renditions)
     if not total:
         return 0.0
-    done = sum(r.width * r.height * (1.0 if r.status == TaskStatus.SUCCEEDED else r.progress)
-               for r in renditions)
+    done = sum(
+        r.width * r.height * (1.0 if r.status == TaskStatus.SUCCEEDED else r.progress)
+        for r in renditions
+    )
     return round(done / total, 4)
 
 
@@ -128,3 +130,11 @@ def get_preview(session: Session, preview_id: str, *, lock: bool = False) -> Pre
     if preview is None:
         raise NotFound(f"no preview with id {preview_id}")
     return preview
+
+
+def get_task(session: Session, task_id: str, *, lock: bool = False) -> Rendition | Preview:
+    """A rendition or a preview, by id (the two kinds of job a video fans out to)."""
+    try:
+        return get_rendition(session, task_id, lock=lock)
+    except NotFound:
+        return get_preview(session, task_id, lock=lock)

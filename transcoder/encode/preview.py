@@ -28,7 +28,10 @@ class PreviewImage:
 def make_preview(
     plan: PreviewPlan, source: Path, workdir: Path, *, threads: int, ffmpeg_bin: str = "ffmpeg"
 ) -> list[PreviewImage]:
-    """Write poster.jpg and thumb-<size>.jpg (long side at most size) into `workdir`; return them, poster first."""
+    """Write poster.jpg and thumb-<size>.jpg (long side at most size) into `workdir`.
+
+    Returns the images, poster first.
+    """
     frame = workdir / "frame.png"
     _grab_frame(plan, source, frame, threads=threads, ffmpeg_bin=ffmpeg_bin)
 
@@ -45,7 +48,9 @@ def make_preview(
     return images
 
 
-def _grab_frame(plan: PreviewPlan, source: Path, frame: Path, *, threads: int, ffmpeg_bin: str) -> None:
+def _grab_frame(
+    plan: PreviewPlan, source: Path, frame: Path, *, threads: int, ffmpeg_bin: str
+) -> None:
     """Take the frame at the planned position, or the first frame if the seek finds none."""
     for position in (plan.position, 0.0):
         frame.unlink(missing_ok=True)

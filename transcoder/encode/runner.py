@@ -8,6 +8,7 @@ anything it started.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -74,6 +75,9 @@ def run_ffmpeg(
     finally:
         timer.cancel()
         reader.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
     seconds = time.monotonic() - started
     stderr_tail = "\n".join(tail)
@@ -103,10 +107,8 @@ def parse_progress(lines: Iterable[str], duration: float) -> Iterable[float]:
 
 def kill_process_group(pid: int) -> None:
     """Kill a process group started by run_ffmpeg (used by cancellation)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -30,7 +30,9 @@ def verify_rendition(output: Path, plan: RenditionPlan, *, ffprobe: str = "ffpro
             f"output is {video.width}x{video.height}, expected {plan.width}x{plan.height}"
         )
     if video.pix_fmt != "yuv420p" or video.rotation:
-        raise VerifyError(f"output is {video.pix_fmt} rotated {video.rotation}, expected upright yuv420p")
+        raise VerifyError(
+            f"output is {video.pix_fmt} rotated {video.rotation}, expected upright yuv420p"
+        )
 
     audio = info.main_audio
     if plan.audio_index is None and audio is not None:
@@ -39,7 +41,9 @@ def verify_rendition(output: Path, plan: RenditionPlan, *, ffprobe: str = "ffpro
         if audio is None:
             raise VerifyError("output has no audio track")
         if audio.codec != fmt.audio_codec_name:
-            raise VerifyError(f"output audio codec is {audio.codec}, expected {fmt.audio_codec_name}")
+            raise VerifyError(
+                f"output audio codec is {audio.codec}, expected {fmt.audio_codec_name}"
+            )
 
     if abs(info.duration - plan.duration) > DURATION_TOLERANCE:
         raise VerifyError(

@@ -46,16 +46,23 @@ def probe(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
         raise ProbeError(f"ffprobe did not finish within {PROBE_TIMEOUT} s") from exc
     stderr = done.stderr.decode("utf-8", "replace").strip()
     if done.returncode != 0:
-        raise ProbeError(_probe_reason(stderr), detail=stderr[-4000:])
+        raise ProbeError(_probe_reason(stderr, _looks_like_mp4(path)), detail=stderr[-4000:])
 
     data = json.loads(done.stdout or b"{}")
     return media_info_from_probe(data)
 
 
-def _probe_reason(stderr: str) -> str:
+def _looks_like_mp4(path: Path) -> bool:
+    """True when the file starts with an MP4/QuickTime `ftyp` box."""
+    with path.open("rb") as f:
+        return f.read(12)[4:8] == b"ftyp"
+
+
+def _probe_reason(stderr: str, mp4: bool) -> str:
     last = stderr.splitlines()[-1] if stderr else "no output"
-    # ffprobe follows "moov atom not found" with "Invalid data found", so test it first.
-    if "moov atom not found" in stderr:
+    # ffprobe follows "moov atom not found" with "Invalid data found", so test it first; but
+    # any file named .mp4 gets the moov complaint, so only real MP4 headers count.
+    if "moov atom not found" in stderr and mp4:
         return "could not decode the file: the MP4 index is missing (truncated upload?)"
     if "Invalid data found" in stderr:
         return "could not decode the file: not a recognised audio/video format or damaged"
@@ -99,9 +106,7 @@ def check_limits(info: MediaInfo, *, max_pixels: int, max_duration: float) -> No
             f"{max_pixels} pixels"
         )
     if info.duration > max_duration:
-        raise InputError(
-            f"duration {info.duration:.0f} s is over the limit of {max_duration:.0f} s"
-        )
+        raise InputError(f"duration {info.duration:.1f} s is over the limit of {max_duration:g} s")
 
 
 def _pick_video(streams: list[dict[str, Any]]) -> VideoStream | None:
@@ -143,7 +148,7 @@ def _video(s: dict[str, Any]) -> VideoStream:
         has_alpha=pix_fmt.startswith(_ALPHA_PREFIXES) or tags.get("alpha_mode") == "1",
         color_transfer=s.get("color_transfer") or "",
         field_order=s.get("field_order") or "",
-        frames=int(frames) if str(frames or "").isdigit() else None,
+        frames=int(str(frames)) if str(frames or "").isdigit() else None,
         duration=_stream_duration(s),
     )
 
@@ -187,4 +192,3 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-

@@ -122,7 +122,9 @@ def output_frame_rate(video: VideoStream, cap: int) -> Fraction:
     """A constant output rate: the source's, snapped to a standard one if variable, capped."""
     rate = video.fps or FALLBACK_RATE
     if video.variable_frame_rate:
-        rate = next((r for r in STANDARD_RATES if r >= rate * Fraction(97, 100)), STANDARD_RATES[-1])
+        rate = next(
+            (r for r in STANDARD_RATES if r >= rate * Fraction(97, 100)), STANDARD_RATES[-1]
+        )
     divisor = 1
     while rate / divisor > cap:
         divisor += 1
@@ -134,15 +136,21 @@ def even(value: float) -> int:
     return max(2, round(value / 2) * 2)
 
 
+def even_floor(value: float) -> int:
+    """Largest even integer not above value, at least 2."""
+    return max(2, int(value) // 2 * 2)
+
+
 def _sizes(video: VideoStream, profile: Profile) -> list[tuple[Rung, int, int]]:
     dw, dh = video.display_width, video.display_height
     short = min(dw, dh)
     fitting = [r for r in profile.rungs_by_size if r.size <= short]
     if not fitting:
         smallest = profile.rungs_by_size[-1]
-        size = even(short)
-        own = Rung(size=size, max_kbps=smallest.max_kbps)
-        return [(own, even(dw), even(dh))]
+        # At its own size a source may lose a pixel to even sizes, never gain one.
+        width, height = even_floor(dw), even_floor(dh)
+        own = Rung(size=min(width, height), max_kbps=smallest.max_kbps)
+        return [(own, width, height)]
     sizes = []
     for rung in fitting:
         scale = rung.size / short

@@ -51,6 +51,13 @@ def install(context: Context) -> Context:
     return context
 
 
+def uninstall() -> None:
+    """Forget the installed context (the next job builds one from the environment)."""
+    global _current
+    with _lock:
+        _current = None
+
+
 def current() -> Context:
     global _current
     with _lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -61,7 +62,9 @@ class RQDispatcher:
 
     def start(self, video_id: str) -> None:
         self.control.enqueue_call(
-            f"{JOBS}.plan_video", args=(video_id,), timeout=PLAN_TIMEOUT,
+            f"{JOBS}.plan_video",
+            args=(video_id,),
+            timeout=PLAN_TIMEOUT,
             description=f"plan video {video_id}",
         )
 
@@ -75,17 +78,26 @@ class RQDispatcher:
         jobs = {}
         for rendition_id in rendition_ids:
             jobs[rendition_id] = self.encode.enqueue_call(
-                f"{JOBS}.encode_rendition", args=(rendition_id,), timeout=int(limit) + 60,
-                retry=retry, on_failure=failed,
+                f"{JOBS}.encode_rendition",
+                args=(rendition_id,),
+                timeout=int(limit) + 60,
+                retry=retry,
+                on_failure=failed,
                 description=f"encode rendition {rendition_id} of video {video_id}",
             )
         jobs[preview_id] = self.control.enqueue_call(
-            f"{JOBS}.make_preview", args=(preview_id,), timeout=PREVIEW_TIMEOUT, retry=retry,
-            on_failure=failed, description=f"preview of video {video_id}",
+            f"{JOBS}.make_preview",
+            args=(preview_id,),
+            timeout=PREVIEW_TIMEOUT,
+            retry=retry,
+            on_failure=failed,
+            description=f"preview of video {video_id}",
         )
         # Finalize waits for every task, failed ones included, so a video always ends.
         self.control.enqueue_call(
-            f"{JOBS}.finalize_video", args=(video_id,), timeout=FINALIZE_TIMEOUT,
+            f"{JOBS}.finalize_video",
+            args=(video_id,),
+            timeout=FINALIZE_TIMEOUT,
             depends_on=Dependency(jobs=list(jobs.values()), allow_failure=True),
             description=f"finalize video {video_id}",
         )
@@ -108,7 +120,9 @@ class InlineDispatcher:
     ) -> dict[str, str]:
         from transcoder.queue import jobs
 
-        tasks = [(jobs.encode_rendition, rid) for rid in rendition_ids]
+        tasks: list[tuple[Callable[[str], None], str]] = [
+            (jobs.encode_rendition, rid) for rid in rendition_ids
+        ]
         tasks.append((jobs.make_preview, preview_id))
         with ThreadPoolExecutor(self.settings.slots(), thread_name_prefix="job") as pool:
             for future in [pool.submit(self._attempts, fn, arg) for fn, arg in tasks]:

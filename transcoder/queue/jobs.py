@@ -15,17 +15,18 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from rq import get_current_job
 
 from transcoder.db import records
 from transcoder.db.engine import session_scope
-from transcoder.db.models import FINAL_TASK, TaskStatus, VideoStatus, utcnow
+from transcoder.db.models import FINAL_TASK, Preview, Rendition, TaskStatus, VideoStatus, utcnow
 from transcoder.encode.command import rendition_command
 from transcoder.encode.preview import make_preview as render_preview
 from transcoder.encode.runner import encode_timeout, run_ffmpeg
 from transcoder.encode.verify import verify_rendition
-from transcoder.errors import NotFound, TranscoderError
+from transcoder.errors import EncodeError, TranscoderError
 from transcoder.media.info import MediaInfo
 from transcoder.media.probe import check_limits, probe
 from transcoder.profiles import load_profile
@@ -80,7 +81,10 @@ def plan_video(video_id: str) -> None:
         preview_row.status = TaskStatus.QUEUED
     log.info(
         "video %s planned: %s; %d renditions (%s)",
-        video_id, info.summary(), len(plans), ", ".join(p.name for p in plans),
+        video_id,
+        info.summary(),
+        len(plans),
+        ", ".join(p.name for p in plans),
     )
 
     job_ids = ctx.dispatcher.fan_out(video_id, rendition_ids, preview_id, info.duration)
@@ -88,9 +92,9 @@ def plan_video(video_id: str) -> None:
         with session_scope(ctx.engine) as session:
             for row in records.renditions_of(session, video_id):
                 row.job_id = job_ids.get(row.id, row.job_id)
-            preview_row = records.preview_of(session, video_id)
-            if preview_row is not None:
-                preview_row.job_id = job_ids.get(preview_row.id, preview_row.job_id)
+            stored_preview = records.preview_of(session, video_id)
+            if stored_preview is not None:
+                stored_preview.job_id = job_ids.get(stored_preview.id, stored_preview.job_id)
 
 
 def encode_rendition(rendition_id: str) -> None:
@@ -119,8 +123,9 @@ def encode_rendition(rendition_id: str) -> None:
         s = ctx.settings
         result = run_ffmpeg(
             args,
-            timeout=encode_timeout(plan.duration, base=s.encode_timeout_base,
-                                   factor=s.encode_timeout_factor),
+            timeout=encode_timeout(
+                plan.duration, base=s.encode_timeout_base, factor=s.encode_timeout_factor
+            ),
             duration=plan.duration,
             on_progress=_ProgressWriter(ctx, rendition_id),
         )
@@ -134,15 +139,28 @@ def encode_rendition(rendition_id: str) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     _record(
-        ctx, rendition_id,
-        status=TaskStatus.SUCCEEDED, progress=1.0, storage_key=key, size_bytes=size,
-        duration=out_info.duration, measured_kbps=_kbps(size, out_info),
-        exit_code=result.exit_code, stderr_tail=result.stderr_tail or None,
-        encode_seconds=round(result.seconds, 2), error=None, finished_at=utcnow(),
+        ctx,
+        rendition_id,
+        status=TaskStatus.SUCCEEDED,
+        progress=1.0,
+        storage_key=key,
+        size_bytes=size,
+        duration=out_info.duration,
+        measured_kbps=_kbps(size, out_info),
+        exit_code=result.exit_code,
+        stderr_tail=result.stderr_tail or None,
+        encode_seconds=round(result.seconds, 2),
+        error=None,
+        finished_at=utcnow(),
     )
     log.info(
         "video %s rendition %s succeeded: %dx%d, %d bytes, %.1f s of encoding",
-        video_id, plan.name, plan.width, plan.height, size, result.seconds,
+        video_id,
+        plan.name,
+        plan.width,
+        plan.height,
+        size,
+        result.seconds,
     )
 
 
@@ -162,15 +180,25 @@ def make_preview(preview_id: str) -> None:
     try:
         source = ctx.storage.fetch(source_key, workdir / "source")
         images = render_preview(
-            plan, source, workdir, threads=ctx.settings.threads_per_job(),
+            plan,
+            source,
+            workdir,
+            threads=ctx.settings.threads_per_job(),
             ffmpeg_bin=ctx.settings.ffmpeg_path,
         )
         stored = []
         for image in images:
             key = rendition_key(video_id, image.path.name)
             size = ctx.storage.put(image.path, key, CONTENT_TYPES["jpg"])
-            stored.append({"kind": image.kind, "key": key, "width": image.width,
-                           "height": image.height, "size_bytes": size})
+            stored.append(
+                {
+                    "kind": image.kind,
+                    "key": key,
+                    "width": image.width,
+                    "height": image.height,
+                    "size_bytes": size,
+                }
+            )
     except TranscoderError as exc:
         _task_failed(ctx, preview_id, video_id, "preview", exc)
         return
@@ -205,8 +233,9 @@ def finalize_video(video_id: str) -> None:
         if failed:
             reason = failure_summary(failed, total=len(named))
             first = next(t for _, t in named if t.status == TaskStatus.ERROR)
-            records.set_video_status(video, VideoStatus.ERROR, error=reason,
-                                     detail=first.stderr_tail)
+            records.set_video_status(
+                video, VideoStatus.ERROR, error=reason, detail=first.stderr_tail
+            )
         else:
             records.set_video_status(video, VideoStatus.SUCCEEDED)
         status, error = video.status, video.error
@@ -235,12 +264,11 @@ def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
 def record_task_failure(record_id: str, exc: BaseException | None) -> None:
     """Mark a rendition or preview as failed after an error the job did not handle."""
     ctx = current()
-    reason = exc.reason if isinstance(exc, TranscoderError) else f"internal error ({type(exc).__name__})"
+    reason = (
+        exc.reason if isinstance(exc, TranscoderError) else f"internal error ({type(exc).__name__})"
+    )
     with session_scope(ctx.engine) as session:
-        try:
-            task = records.get_rendition(session, record_id, lock=True)
-        except NotFound:
-            task = records.get_preview(session, record_id, lock=True)
+        task = records.get_task(session, record_id, lock=True)
         if task.status not in FINAL_TASK:
             task.status = TaskStatus.ERROR
             task.error = reason
@@ -255,12 +283,13 @@ def record_task_failure(record_id: str, exc: BaseException | None) -> None:
 def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
-        records.set_video_status(video, VideoStatus.ERROR, error=exc.reason,
-                                 detail=exc.detail or None)
+        records.set_video_status(
+            video, VideoStatus.ERROR, error=exc.reason, detail=exc.detail or None
+        )
     log.info("video %s ended in error: %s", video_id, exc.reason)
 
 
-def _start_task(task) -> None:
+def _start_task(task: Rendition | Preview) -> None:
     task.status = TaskStatus.RUNNING
     task.attempts += 1
     task.worker = _worker_name()
@@ -270,11 +299,13 @@ def _start_task(task) -> None:
     task.progress = 0.0
 
 
-def _task_failed(ctx: Context, record_id: str, video_id: str, name: str, exc: TranscoderError) -> None:
+def _task_failed(
+    ctx: Context, record_id: str, video_id: str, name: str, exc: TranscoderError
+) -> None:
     """Record a known error; raise it again if it is transient and a retry is left."""
     retry = exc.transient and _retries_left() > 0
-    fields = {"error": exc.reason, "stderr_tail": exc.detail or None}
-    if isinstance(exc, TranscoderError) and hasattr(exc, "exit_code"):
+    fields: dict[str, Any] = {"error": exc.reason, "stderr_tail": exc.detail or None}
+    if isinstance(exc, EncodeError):
         fields["exit_code"] = exc.exit_code
     if not retry:
         fields |= {"status": TaskStatus.ERROR, "finished_at": utcnow()}
@@ -288,10 +319,7 @@ def _task_failed(ctx: Context, record_id: str, video_id: str, name: str, exc: Tr
 def _record(ctx: Context, record_id: str, **fields) -> None:
     """Write fields on a rendition or preview row."""
     with session_scope(ctx.engine) as session:
-        try:
-            task = records.get_rendition(session, record_id)
-        except NotFound:
-            task = records.get_preview(session, record_id)
+        task = records.get_task(session, record_id)
         for name, value in fields.items():
             if hasattr(task, name):
                 setattr(task, name, value)

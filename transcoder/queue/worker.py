@@ -26,6 +26,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     worker = Worker(queues, connection=connection, serializer=JSONSerializer, name=name)
     log.info(
         "worker %s on %s, %d ffmpeg threads per job",
-        worker.name, ", ".join(q.name for q in queues), settings.threads_per_job(),
+        worker.name,
+        ", ".join(q.name for q in queues),
+        settings.threads_per_job(),
     )
     return worker.work(burst=burst, with_scheduler=True)

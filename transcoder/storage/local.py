@@ -24,6 +24,7 @@ class LocalStorage:
 
     def put(self, local: Path, key: str, content_type: str = "application/octet-stream") -> int:
         target = self.path(key)
+        tmp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Copy to a temporary name and rename, so a reader never sees half a file.
@@ -32,6 +33,8 @@ class LocalStorage:
             shutil.copyfile(local, tmp)
             os.replace(tmp, target)
         except OSError as exc:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
         return target.stat().st_size
 

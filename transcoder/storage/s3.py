@@ -15,7 +15,14 @@ from transcoder.settings import Settings
 
 log = logging.getLogger("transcoder.storage")
 
-_TRANSIENT_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
 
 
 class S3Storage:
@@ -42,6 +49,8 @@ class S3Storage:
         return self.prefix + key
 
     def put(self, local: Path, key: str, content_type: str = "application/octet-stream") -> int:
+        if not Path(local).is_file():
+            raise StorageError(f"could not upload {key}: {local} is not a file")
         with _translated(f"upload {key}"):
             self.client.upload_file(
                 str(local), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
@@ -80,9 +89,12 @@ class S3Storage:
 
     def url(self, key: str, expires: int = 3600) -> str:
         with _translated(f"sign {key}"):
-            return self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=expires,
             )
+        return url
 
     def check(self) -> None:
         with _translated(f"reach bucket {self.bucket}"):
@@ -98,13 +110,15 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc is not None and isinstance(exc, BotoCoreError | ClientError | Boto3Error):
             raise _storage_error(self.action, exc) from exc
-        return False
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
+    # boto3's transfer manager wraps the real failure (S3UploadFailedError); judge that one.
+    if isinstance(exc, Boto3Error) and isinstance(exc.__context__, BotoCoreError | ClientError):
+        exc = exc.__context__
     if isinstance(exc, ConnectionError | ReadTimeoutError):
         return TransientStorageError(f"could not {action}: storage unreachable ({exc})")
     if isinstance(exc, ClientError):
