@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Install steps shared by scripts/demo, scripts/test and scripts/lint. Source it, don't run it.
 #
 # Each step checks before it acts, so a second run installs nothing and takes seconds.
@@ -68,6 +69,6 @@ ensure_package() {
         return
     fi
     step "installing transcoder with its dev extras into .venv (first time: a minute or two)"
-    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]')
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e '.[dev]')
     touch "$INSTALL_STAMP"
 }

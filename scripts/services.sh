@@ -1,9 +1,8 @@
+# shellcheck shell=bash
 # Redis and PostgreSQL on 127.0.0.1 for the tests: check, start or install. Source it, don't run it.
 #
 # Needs common.sh. Nothing here stops, reconfigures or restarts a server that already answers.
 
-TEST_DB_DEFAULT=postgresql://postgres:postgres@127.0.0.1:5432/test
-TEST_REDIS_DEFAULT=redis://127.0.0.1:6379/15
 PG_ADMIN_URL=postgresql://postgres:postgres@127.0.0.1:5432/postgres
 
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
@@ -73,10 +72,12 @@ start_postgres() {
 ensure_test_database() {
     if ! psql -X -q "$PG_ADMIN_URL" -c 'SELECT 1' >/dev/null 2>&1; then
         step "setting the password of role postgres to 'postgres'"
-        as_postgres psql -X -q -c "ALTER ROLE postgres WITH LOGIN PASSWORD 'postgres'"
+        as_postgres psql -X -q -c "ALTER ROLE postgres WITH LOGIN PASSWORD 'postgres'" \
+            || die "could not set the password of role postgres as the postgres OS user"
     fi
     local found
-    found=$(psql -X -At "$PG_ADMIN_URL" -c "SELECT 1 FROM pg_database WHERE datname = 'test'")
+    found=$(psql -X -At "$PG_ADMIN_URL" -c "SELECT 1 FROM pg_database WHERE datname = 'test'") \
+        || die "cannot log in to PostgreSQL as postgres/postgres on 127.0.0.1:5432"
     if [ "$found" != 1 ]; then
         step "creating database test"
         psql -X -q "$PG_ADMIN_URL" -c 'CREATE DATABASE test'

@@ -122,3 +122,10 @@ def test_worker_without_redis_explains_what_is_missing(tmp_path):
 
     assert done.returncode == 1
     assert "REDIS_URL is not set" in done.stderr
+
+
+def test_placeholder_secret_stops_the_worker_in_one_line(tmp_path):
+    done = transcoder("worker", cwd=tmp_path, env={"DATABASE_URL": "postgresql://REPLACE-ME@db/x"})
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: DATABASE_URL still holds the placeholder REPLACE-ME"

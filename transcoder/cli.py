@@ -8,8 +8,10 @@ import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -58,7 +60,7 @@ def main(click_ctx: click.Context, verbose: int) -> None:
 )
 def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
     """Transcode SOURCE here and now (no server needed) and copy the outputs to --out."""
-    ctx = install(build_context(Settings(redis_url="")))
+    ctx = install(build_context(_settings(redis_url="")))
     try:
         video_id = accept_file(ctx, source, profile=profile)
     except TranscoderError as exc:
@@ -91,7 +93,7 @@ def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
 @click.option("--profile", help="Built-in profile name or path to a profile TOML file.")
 def submit(source: Path, profile: str | None) -> None:
     """Submit SOURCE to the farm (RQ when REDIS_URL is set, else run inline); print its id."""
-    ctx = install(build_context(Settings()))
+    ctx = install(build_context(_settings()))
     try:
         video_id = submit_file(ctx, source, profile=profile)
     except TranscoderError as exc:
@@ -108,7 +110,7 @@ def worker(burst: bool, name: str | None) -> None:
 
     logs.configure(logging.INFO)
     try:
-        run_worker(Settings(), burst=burst, name=name)
+        run_worker(_settings(), burst=burst, name=name)
     except TranscoderError as exc:
         _fail(exc.reason)
 
@@ -118,7 +120,7 @@ def worker(burst: bool, name: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def status(video_id: str, as_json: bool) -> None:
     """Show a video's status and its renditions."""
-    ctx = build_context(Settings())
+    ctx = build_context(_settings())
     try:
         video = _load(ctx, video_id)
     except NotFound as exc:
@@ -154,7 +156,19 @@ def profiles() -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _fail(reason: str, video_id: str | None = None) -> None:
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a configuration mistake ends the command in one line."""
+    try:
+        return Settings(**overrides)
+    except TranscoderError as exc:
+        _fail(exc.reason)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    raise AssertionError("unreachable")
+
+
+def _fail(reason: str, video_id: str | None = None) -> NoReturn:
     prefix = f"video {video_id}: " if video_id else ""
     console.print(f"[red]error:[/] {prefix}{reason}", highlight=False, soft_wrap=True)
     sys.exit(1)

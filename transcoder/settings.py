@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transcoder.errors import ConfigError
 
+# What k8s/secret.template.yaml ships with; a deployment must replace every one.
+PLACEHOLDER = "REPLACE-ME"
+
 
 class Settings(BaseSettings):
     """Configuration of the API, the workers and the CLI."""
@@ -57,9 +60,18 @@ class Settings(BaseSettings):
     queue_prefix: str = "transcoder"
 
     @model_validator(mode="after")
-    def _check_s3(self) -> Settings:
+    def _check(self) -> Settings:
         if self.storage == "s3" and not self.s3_bucket:
             raise ConfigError("TRANSCODER_S3_BUCKET is required when TRANSCODER_STORAGE=s3")
+        secrets = {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "TRANSCODER_S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "TRANSCODER_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value(),
+        }
+        for name, value in secrets.items():
+            if PLACEHOLDER in value:
+                raise ConfigError(f"{name} still holds the placeholder {PLACEHOLDER}")
         return self
 
     @property
