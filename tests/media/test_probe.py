@@ -281,10 +281,45 @@ def test_file_without_any_duration_is_refused():
         media_info_from_probe(probed(stream(), duration="N/A"))
 
 
-def test_matroska_stream_duration_tag_is_read():
+def test_matroska_stream_duration_tag_is_not_trusted():
     tagged = stream(tags={"DURATION": "00:00:02.300000000"})
 
     info = media_info_from_probe(probed(tagged, duration="3.0"))
 
-    assert info.video.duration == pytest.approx(2.3)
-    assert info.media_duration == pytest.approx(2.3)
+    assert info.video.duration is None
+    assert info.media_duration == pytest.approx(3.0)
+
+
+def test_matroska_stream_durations_are_measured_from_packets(make_clip, tmp_path):
+    srt = tmp_path / "late.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:03,000\nLate caption\n")
+    clip = make_clip(
+        "captioned.mkv",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=96x64:r=25:d=1",
+        "-i",
+        str(srt),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "libx264",
+        "-c:s",
+        "srt",
+    )
+
+    info = probe(clip)
+
+    assert info.duration == pytest.approx(3.0, abs=0.05)  # the container counts the caption
+    assert info.video.duration == pytest.approx(1.0, abs=0.05)
+    assert info.media_duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_wrong_matroska_duration_tag_is_overruled_by_packets(shared_media):
+    # A real WebM whose muxer wrote DURATION=8.4 s for 17.6 s of packets.
+    info = probe(shared_media / "odd_dimensions.webm")
+
+    assert info.media_duration == pytest.approx(17.64, abs=0.05)

@@ -19,6 +19,7 @@ from transcoder.media.inputs import safe_input_options
 log = logging.getLogger("transcoder.probe")
 
 PROBE_TIMEOUT = 60
+TAIL_SECONDS = 60
 _DEPTH = re.compile(r"p(9|10|12|14|16)(le|be)?$")
 _ALPHA_PREFIXES = ("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya")
 
@@ -48,8 +49,43 @@ def probe(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
     if done.returncode != 0:
         raise ProbeError(_probe_reason(stderr, _looks_like_mp4(path)), detail=stderr[-4000:])
 
-    data = json.loads(done.stdout or b"{}")
-    return media_info_from_probe(data)
+    info = media_info_from_probe(json.loads(done.stdout or b"{}"))
+    carried = [st for st in (info.video, info.main_audio) if st is not None]
+    if any(st.duration is None for st in carried):
+        info = _with_measured_durations(path, ffprobe, info)
+    return info
+
+
+def _with_measured_durations(path: Path, ffprobe: str, info: MediaInfo) -> MediaInfo:
+    """Fill in stream durations from the last packets of each stream.
+
+    Containers such as Matroska state stream durations only in tags that muxers write, and
+    some write them wrong (a real WebM says 8.4 s while its packets run to 17.6 s), so the
+    packets near the end are read instead. Demuxing only: nothing is decoded.
+    """
+    start = max(0.0, info.duration - TAIL_SECONDS)
+    options = {"v": "error", "show_entries": "packet=stream_index,pts_time,duration_time"}
+    options |= {"read_intervals": f"{start:.3f}%", "of": "csv=p=0"} | safe_input_options()
+    args = [ffprobe, *convert_kwargs_to_cmd_line_args(options), "-i", f"file:{path}"]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return info
+    ends: dict[int, float] = {}
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        index, pts, duration = [*line.split(","), "", ""][:3]
+        if index.isdigit() and _number(pts) is not None:
+            end = (_number(pts) or 0.0) + (_number(duration) or 0.0)
+            ends[int(index)] = max(ends.get(int(index), 0.0), end)
+
+    def measured(stream: Any) -> Any:
+        if stream is None or stream.duration is not None or stream.index not in ends:
+            return stream
+        return stream.model_copy(update={"duration": ends[stream.index] - info.start_time})
+
+    return info.model_copy(
+        update={"video": measured(info.video), "audio": [measured(a) for a in info.audio]}
+    )
 
 
 def _looks_like_mp4(path: Path) -> bool:
@@ -174,17 +210,9 @@ def _rotation(s: dict[str, Any]) -> int:
 
 
 def _stream_duration(s: dict[str, Any]) -> float | None:
-    """A stream's own duration: the field, or Matroska's DURATION tag (HH:MM:SS.fraction)."""
+    """The duration the demuxer states for a stream (tags are not trusted)."""
     value = _number(s.get("duration"))
-    if value is None:
-        tag = (s.get("tags") or {}).get("DURATION", "")
-        hours, _, rest = tag.partition(":")
-        minutes, _, seconds = rest.partition(":")
-        try:
-            value = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        except ValueError:
-            return None
-    return value if value > 0 else None
+    return value if value is not None and value > 0 else None
 
 
 def _number(value: Any) -> float | None:
