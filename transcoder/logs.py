@@ -12,5 +12,5 @@ def configure(level: int = logging.INFO) -> None:
         force=True,
     )
     # Keep third-party chatter out of the farm's lines unless debugging.
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

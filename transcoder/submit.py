@@ -22,6 +22,12 @@ def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
     In embedded mode (no Redis) the whole transcode runs before this returns.
     """
     video_id = accept_file(ctx, path, profile=profile)
+    if not ctx.settings.embedded and ctx.engine.dialect.name == "sqlite":
+        log.warning(
+            "REDIS_URL is set but DATABASE_URL is not: only workers on this machine, with the "
+            "same TRANSCODER_DATA_DIR, can see video %s",
+            video_id,
+        )
     ctx.dispatcher.start(video_id)
     return video_id
 
@@ -29,13 +35,18 @@ def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
 def accept_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
     """Create a video record, store the file as its source and mark it queued."""
     profile = profile or ctx.settings.profile
-    load_profile(profile)  # refuse an unknown or invalid profile before anything is stored
+    ladder = load_profile(profile)  # refuse an unknown or invalid profile before storing anything
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
 
     with session_scope(ctx.engine) as session:
-        video = records.create_video(session, source_name=path.name, profile=profile)
+        video = records.create_video(
+            session,
+            source_name=path.name,
+            profile=ladder.name,
+            profile_spec=ladder.model_dump(mode="json"),
+        )
         video_id = video.id
         video.source_key = source_key(video_id)
     ctx.storage.put(path, source_key(video_id))

@@ -521,6 +521,10 @@ def test_c35c_truncated_faststart_mp4_is_caught_as_short(ctx, make_clip, four_se
     assert video.status == VideoStatus.ERROR
     assert "the source may be truncated" in video.error
     assert all(r.attempts == 1 for r in renditions)  # a damaged input is not retried
+    # What ffmpeg said is kept for operators even though its exit code was 0.
+    failed = [r for r in renditions if r.status == TaskStatus.ERROR]
+    assert failed and all(r.exit_code == 0 and r.stderr_tail for r in failed)
+    assert video.error_detail
 
 
 def test_c36_playlist_named_mp4_is_refused_without_any_connection(ctx, tmp_path):

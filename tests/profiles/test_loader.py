@@ -166,3 +166,17 @@ def test_profile_without_rungs_is_refused(write_profile):
 
     with pytest.raises(ProfileError, match=r"field rungs: "):
         load_profile(path)
+
+
+def test_odd_rung_size_is_refused(write_profile):
+    path = write_profile(VALID.replace("size = 360", "size = 361"))
+
+    with pytest.raises(ProfileError, match=r"field rungs.0.size: Input should be a multiple of 2"):
+        load_profile(path)
+
+
+def test_x264_crf_beyond_51_is_refused(write_profile):
+    path = write_profile(VALID.replace('audio_codec = "aac"', 'audio_codec = "aac"\ncrf = 55'))
+
+    with pytest.raises(ProfileError, match="crf 55 is out of libx264's range 0-51"):
+        load_profile(path)

@@ -12,6 +12,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+import transcoder.profiles
 from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import TaskStatus, VideoStatus
@@ -116,3 +117,55 @@ def test_jobs_carry_ids_only_as_json(farm_settings, make_clip):
     assert job.args == [video_id]
     payload = json.loads(zlib.decompress(redis.hget(job.key, "data")))
     assert payload[0] == "transcoder.queue.jobs.plan_video" and payload[2] == [video_id]
+
+
+def test_custom_profile_travels_with_the_video_not_the_file(
+    farm_settings, start_worker, make_clip, tmp_path
+):
+    ctx = install(build_context(farm_settings))
+    web = (Path(transcoder.profiles.__file__).parent / "web.toml").read_text()
+    small = tmp_path / "small.toml"
+    small.write_text(
+        web.replace('name = "web"', 'name = "small"').split("[[rungs]]")[0]
+        + "[[rungs]]\nsize = 240\nmax_kbps = { h264 = 300, vp8 = 400 }\n"
+    )
+    clip = make_clip(
+        "p.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video_id = submit_file(ctx, clip, profile=str(small))
+    small.unlink()  # workers elsewhere never see the file
+    start_worker()
+    wait_final(ctx, video_id)
+
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id)
+        renditions = records.renditions_of(session, video_id)
+    assert video.status == VideoStatus.SUCCEEDED, video.error
+    assert video.profile == "small"
+    assert sorted(r.name for r in renditions) == ["240p-h264", "240p-vp8"]
+
+
+def test_plan_for_a_video_missing_from_the_database_is_logged_not_crashed(
+    farm_settings, start_worker, tmp_path
+):
+    install(build_context(farm_settings))
+    redis = Redis.from_url(farm_settings.redis_url)
+    control = Queue(queue_names(farm_settings)[0], connection=redis, serializer=JSONSerializer)
+    job = control.enqueue("transcoder.queue.jobs.plan_video", "0" * 32)
+
+    worker = start_worker("--burst")
+    worker.wait(timeout=60)
+
+    job.refresh()
+    assert job.get_status() == "finished"
+    log = (tmp_path / "worker-0.log").read_text()
+    assert "is not in this worker's database" in log and "Traceback" not in log

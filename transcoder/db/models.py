@@ -47,6 +47,9 @@ class Video(SQLModel, table=True):
     source_key: str = ""
     source_name: str = Field(default="", max_length=255)
     profile: str = "web"
+    # The validated ladder as it was when the video was accepted, so workers need no copy
+    # of a custom profile file and a later edit of the file does not change this video.
+    profile_spec: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     status: VideoStatus = Field(default=VideoStatus.PENDING, index=True)
     error: str | None = Field(default=None, sa_column=Column(Text))
     error_detail: str | None = Field(default=None, sa_column=Column(Text))

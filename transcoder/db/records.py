@@ -22,8 +22,10 @@ from transcoder.db.models import (
 from transcoder.errors import NotFound
 
 
-def create_video(session: Session, *, source_name: str, profile: str) -> Video:
-    video = Video(source_name=source_name[:255], profile=profile)
+def create_video(
+    session: Session, *, source_name: str, profile: str, profile_spec: dict[str, Any] | None = None
+) -> Video:
+    video = Video(source_name=source_name[:255], profile=profile, profile_spec=profile_spec)
     session.add(video)
     session.flush()
     return video

@@ -40,6 +40,8 @@ class OutputFormat(_Strict):
             raise ValueError(f"video_codec {self.video_codec} cannot go in {self.container}")
         if self.audio_codec not in audios:
             raise ValueError(f"audio_codec {self.audio_codec} cannot go in {self.container}")
+        if self.video_codec == "libx264" and self.crf > 51:
+            raise ValueError(f"crf {self.crf} is out of libx264's range 0-51")
         return self
 
     @property
@@ -59,7 +61,7 @@ class OutputFormat(_Strict):
 class Rung(_Strict):
     """One step of the ladder: a short-side size and a bitrate cap per format."""
 
-    size: int = Field(gt=0, le=4320)
+    size: int = Field(gt=0, le=4320, multiple_of=2)
     max_kbps: dict[str, int]
 
     @property

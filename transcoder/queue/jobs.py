@@ -21,15 +21,23 @@ from rq import get_current_job
 
 from transcoder.db import records
 from transcoder.db.engine import session_scope
-from transcoder.db.models import FINAL_TASK, Preview, Rendition, TaskStatus, VideoStatus, utcnow
+from transcoder.db.models import (
+    FINAL_TASK,
+    Preview,
+    Rendition,
+    TaskStatus,
+    Video,
+    VideoStatus,
+    utcnow,
+)
 from transcoder.encode.command import rendition_command
 from transcoder.encode.preview import make_preview as render_preview
 from transcoder.encode.runner import encode_timeout, run_ffmpeg
 from transcoder.encode.verify import verify_rendition
-from transcoder.errors import EncodeError, TranscoderError
+from transcoder.errors import EncodeError, NotFound, TranscoderError
 from transcoder.media.info import MediaInfo
 from transcoder.media.probe import check_limits, probe
-from transcoder.profiles import load_profile
+from transcoder.profiles import Profile, load_profile
 from transcoder.profiles.plan import PreviewPlan, RenditionPlan, plan_preview, plan_renditions
 from transcoder.queue.context import Context, current
 from transcoder.storage import rendition_key
@@ -44,12 +52,14 @@ def plan_video(video_id: str) -> None:
     """Probe the source, check limits, plan renditions and preview, and fan the work out."""
     ctx = current()
     with session_scope(ctx.engine) as session:
-        video = records.get_video(session, video_id, lock=True)
+        video = _video_or_none(session, video_id)
+        if video is None:
+            return
         if video.status not in (VideoStatus.PENDING, VideoStatus.QUEUED):
             log.info("video %s is %s already; plan skipped", video_id, video.status)
             return
         records.set_video_status(video, VideoStatus.ENCODING)
-        source_key, profile_name = video.source_key, video.profile
+        source_key, profile_name, spec = video.source_key, video.profile, video.profile_spec
 
     workdir = _workdir(ctx, video_id, "plan")
     try:
@@ -60,7 +70,7 @@ def plan_video(video_id: str) -> None:
             max_pixels=ctx.settings.max_input_pixels,
             max_duration=ctx.settings.max_duration_seconds,
         )
-        profile = load_profile(profile_name)
+        profile = Profile.model_validate(spec) if spec else load_profile(profile_name)
         plans = plan_renditions(info, profile)
         preview = plan_preview(info, profile)
     except TranscoderError as exc:
@@ -129,6 +139,14 @@ def encode_rendition(rendition_id: str) -> None:
             duration=plan.duration,
             on_progress=_ProgressWriter(ctx, rendition_id),
         )
+        # Kept before verification, so an output that fails it still shows what ffmpeg said.
+        _record(
+            ctx,
+            rendition_id,
+            exit_code=result.exit_code,
+            stderr_tail=result.stderr_tail or None,
+            encode_seconds=round(result.seconds, 2),
+        )
         out_info = verify_rendition(output, plan, ffprobe=s.ffprobe_path)
         key = rendition_key(video_id, plan.filename)
         size = ctx.storage.put(output, key, CONTENT_TYPES[plan.format.extension])
@@ -147,9 +165,6 @@ def encode_rendition(rendition_id: str) -> None:
         size_bytes=size,
         duration=out_info.duration,
         measured_kbps=_kbps(size, out_info),
-        exit_code=result.exit_code,
-        stderr_tail=result.stderr_tail or None,
-        encode_seconds=round(result.seconds, 2),
         error=None,
         finished_at=utcnow(),
     )
@@ -280,6 +295,19 @@ def record_task_failure(record_id: str, exc: BaseException | None) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _video_or_none(session, video_id: str) -> Video | None:
+    """The video to plan, or None (logged) when this worker's database does not have it."""
+    try:
+        return records.get_video(session, video_id, lock=True)
+    except NotFound:
+        log.error(
+            "video %s is not in this worker's database; do the submitter and the workers "
+            "share DATABASE_URL?",
+            video_id,
+        )
+        return None
+
+
 def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
@@ -304,7 +332,9 @@ def _task_failed(
 ) -> None:
     """Record a known error; raise it again if it is transient and a retry is left."""
     retry = exc.transient and _retries_left() > 0
-    fields: dict[str, Any] = {"error": exc.reason, "stderr_tail": exc.detail or None}
+    fields: dict[str, Any] = {"error": exc.reason}
+    if exc.detail:
+        fields["stderr_tail"] = exc.detail
     if isinstance(exc, EncodeError):
         fields["exit_code"] = exc.exit_code
     if not retry:
