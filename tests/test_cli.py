@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,90 @@ def test_placeholder_secret_stops_the_worker_in_one_line(tmp_path):
 
     assert done.returncode == 1
     assert done.stderr.strip() == "error: DATABASE_URL still holds the placeholder REPLACE-ME"
+
+
+def test_brackets_in_a_path_are_printed_as_they_are(tmp_path):
+    done = transcoder("transcode", "a[/x]/nope.mp4", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: no such file: a[/x]/nope.mp4"
+
+
+def test_file_name_that_is_not_utf8_is_accepted(tmp_path, make_clip):
+    clip = make_clip(
+        "u.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xff\xfe.mp4"))
+    odd.write_bytes(clip.read_bytes())
+    env = {"TRANSCODER_DATA_DIR": str(tmp_path / "data")}
+
+    done = transcoder("submit", os.fsdecode(bytes(odd)), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    shown = transcoder("status", done.stdout.strip(), "--json", cwd=tmp_path, env=env)
+
+    assert (
+        '"source_name": "bad\\ufffd\\ufffd.mp4"' in shown.stdout
+        or "bad\ufffd\ufffd.mp4" in shown.stdout
+    )
+    assert '"status": "succeeded"' in shown.stdout
+
+
+def test_sigterm_stops_the_encodes_and_records_the_interruption(tmp_path, make_clip):
+    clip = make_clip(
+        "long.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=1280x720:r=30:d=40",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["TRANSCODER_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "transcoder", "transcode", str(clip), "--out", "o"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _encoding(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _encoding(tmp_path), "no ffmpeg started"
+
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1].endswith("interrupted before it finished")
+    assert not _encoding(tmp_path)
+    ids = [p.name for p in (tmp_path / "data" / "storage" / "videos").iterdir()]
+    shown = transcoder(
+        "status",
+        ids[0],
+        "--json",
+        cwd=tmp_path,
+        env={"TRANSCODER_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert '"status": "error"' in shown.stdout
+    assert '"status": "running"' not in shown.stdout and '"status": "queued"' not in shown.stdout
+
+
+def _encoding(data: Path) -> bool:
+    """Whether an ffmpeg reading from this test's storage is running."""
+    found = subprocess.run(["pgrep", "-f", f"ffmpeg .*file:{data}/"], capture_output=True)
+    return found.returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -22,11 +23,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from transcoder import logs
 from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import TaskStatus, Video, VideoStatus
+from transcoder.encode.runner import stop_all
 from transcoder.errors import NotFound, TranscoderError
 from transcoder.queue.context import Context, build_context, install
 from transcoder.settings import Settings
@@ -77,7 +80,11 @@ def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
 
     worker = threading.Thread(target=run, name="transcode", daemon=True)
     worker.start()
-    _show_progress(ctx, video_id, worker)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _show_progress(ctx, video_id, worker)
+    except KeyboardInterrupt:
+        _interrupted(ctx, video_id, worker)
     if crash:
         _fail(f"internal error: {crash[0]}", video_id)
     video = _load(ctx, video_id)
@@ -135,10 +142,12 @@ def status(video_id: str, as_json: bool) -> None:
         out.print_json(json.dumps(doc))
         return
     out.print(
-        f"video {video.id} ({video.source_name}): [bold]{video.status}[/] {video.progress:.0%}"
+        Text(f"video {video.id} ({video.source_name}): "),
+        Text(str(video.status), style="bold"),
+        f"{video.progress:.0%}",
     )
     if video.error:
-        out.print(f"error: {video.error}")
+        out.print(Text(f"error: {video.error}"))
     _print_outputs(ctx, video_id)
 
 
@@ -168,10 +177,29 @@ def _settings(**overrides: Any) -> Settings:
     raise AssertionError("unreachable")
 
 
-def _fail(reason: str, video_id: str | None = None) -> NoReturn:
+def _fail(reason: str, video_id: str | None = None, *, code: int = 1) -> NoReturn:
+    """One line on stderr, never a traceback; the reason is shown as plain text."""
     prefix = f"video {video_id}: " if video_id else ""
-    console.print(f"[red]error:[/] {prefix}{reason}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+    console.print(Text("error:", style="red"), Text(prefix + reason), soft_wrap=True)
+    sys.exit(code)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted(ctx: Context, video_id: str, worker: threading.Thread) -> NoReturn:
+    """Ctrl-C or SIGTERM: stop every ffmpeg, let the pipeline record that, and exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    console.print("stopping: killing the running encodes...")
+    stop_all()
+    worker.join(30)
+    with session_scope(ctx.engine) as session:
+        video = records.get_video(session, video_id, lock=True)
+        if video.status not in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+            records.set_video_status(video, VideoStatus.ERROR, error="interrupted")
+    _fail("interrupted before it finished", video_id, code=130)
 
 
 def _load(ctx: Context, video_id: str) -> Video:

@@ -48,6 +48,10 @@ class EncodeTimeout(EncodeError):
     transient = True
 
 
+class Cancelled(EncodeError):
+    """ffmpeg was stopped on purpose (shutdown or cancellation); not retried."""
+
+
 class VerifyError(TranscoderError):
     """A finished output does not match what was planned."""
 

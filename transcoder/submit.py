@@ -37,13 +37,15 @@ def accept_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
     profile = profile or ctx.settings.profile
     ladder = load_profile(profile)  # refuse an unknown or invalid profile before storing anything
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {printable(str(path))}")
     if not path.is_file():
-        raise InputError(f"no such file: {path}")
+        raise InputError(f"not a regular file: {printable(str(path))}")
 
     with session_scope(ctx.engine) as session:
         video = records.create_video(
             session,
-            source_name=path.name,
+            source_name=printable(path.name),
             profile=ladder.name,
             profile_spec=ladder.model_dump(mode="json"),
         )
@@ -54,5 +56,12 @@ def accept_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
         records.set_video_status(video, VideoStatus.QUEUED)
-    log.info("video %s accepted from %s (profile %s)", video_id, path.name, profile)
+    log.info("video %s accepted from %r (profile %s)", video_id, path.name, profile)
     return video_id
+
+
+def printable(name: str) -> str:
+    """A file name as text that any database and terminal take: undecodable bytes and
+    control characters become U+FFFD."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)

@@ -140,3 +140,21 @@ def test_weighted_progress_counts_big_renditions_more():
         progress=0.0,
     )
     assert records.weighted_progress([big, small]) == pytest.approx(0.9, abs=0.01)
+
+
+def test_database_from_an_older_version_gets_new_columns(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text('ALTER TABLE video DROP COLUMN "profile_spec"'))
+    get_engine.cache_clear()
+
+    upgraded = get_engine(url)
+
+    with session_scope(upgraded) as session:
+        video = records.create_video(
+            session, source_name="x.mp4", profile="web", profile_spec={"name": "web"}
+        )
+        video_id = video.id
+    with session_scope(upgraded) as session:
+        assert records.get_video(session, video_id).profile_spec == {"name": "web"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from transcoder.encode.runner import (
     STDERR_TAIL_LINES,
+    cause_line,
     encode_timeout,
     parse_progress,
     run_ffmpeg,
@@ -194,3 +196,43 @@ def test_error_in_progress_callback_stops_ffmpeg_and_propagates(started):
     assert time.monotonic() - begun < 5
     [proc] = started
     assert_gone(proc)
+
+
+def test_cause_line_skips_the_consequences_to_name_the_cause():
+    tail = "\n".join(
+        [
+            "[libx264 @ 0x55] width not divisible by 2 (61201x240)",
+            "Error initializing output stream 0:0 -- Error while opening encoder",
+            "Conversion failed!",
+            "2 frames left in the queue on closing",
+        ]
+    )
+
+    assert cause_line(tail) == "Error initializing output stream 0:0 -- Error while opening encoder"
+
+
+def test_ffmpeg_dies_with_the_process_that_started_it(tmp_path):
+    marker = tmp_path / "orphan-check.mkv"
+    script = (
+        "from transcoder.encode.runner import run_ffmpeg\n"
+        "run_ffmpeg(['ffmpeg', '-nostdin', '-re', '-f', 'lavfi', '-i', 'testsrc2=s=64x48:d=60',"
+        f" '-progress', 'pipe:1', '-y', {str(marker)!r}], timeout=120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 20
+    while not _ffmpeg_writing(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ffmpeg_writing(marker), "ffmpeg did not start"
+
+    parent.kill()  # SIGKILL: no chance to clean up
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _ffmpeg_writing(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert not _ffmpeg_writing(marker)
+
+
+def _ffmpeg_writing(path) -> bool:
+    done = subprocess.run(["pgrep", "-f", str(path)], capture_output=True)
+    return done.returncode == 0

@@ -220,3 +220,90 @@ def test_audio_only_file_is_refused_as_having_no_video(ctx, make_clip):
     video, _, _ = outcome(ctx, video_id)
     assert video.status == VideoStatus.ERROR
     assert video.error == "no video stream (audio only)"
+
+
+def test_unexpected_planning_failure_ends_the_video_in_error(ctx, make_clip, monkeypatch):
+    from transcoder.queue import jobs
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in planning")
+
+    monkeypatch.setattr(jobs, "plan_renditions", broken)
+    clip = make_clip(
+        "plan-bug.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video_id = submit_file(ctx, clip)
+
+    video, renditions, _ = outcome(ctx, video_id)
+    assert video.status == VideoStatus.ERROR
+    assert video.error == "internal error while planning (ValueError)"
+    assert video.error_detail == "a bug in planning"
+    assert renditions == []
+
+
+def test_garbage_rotation_tag_is_ignored(ctx, make_clip):
+    plain = make_clip(
+        "plain.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+    tagged = make_clip(
+        "rot-banana.mkv", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=banana"
+    )
+
+    video_id = submit_file(ctx, tagged)
+
+    video, renditions, _ = outcome(ctx, video_id)
+    assert video.status == VideoStatus.SUCCEEDED, video.error
+    assert {(r.width, r.height) for r in renditions} == {(320, 240)}
+
+
+def test_extreme_sample_aspect_ratio_is_refused_before_planning(ctx, make_clip):
+    clip = make_clip(
+        "sar50.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=1",
+        "-vf",
+        "setsar=50",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video_id = submit_file(ctx, clip)
+
+    video, renditions, _ = outcome(ctx, video_id)
+    assert video.status == VideoStatus.ERROR
+    assert video.error == "display size 16000x240 (sample aspect ratio 50:1) is more than 10:1"
+    assert renditions == []
+
+
+def test_tiny_odd_source_poster_is_not_upscaled(ctx, make_clip):
+    clip = make_clip(
+        "3x5.mkv", "-f", "lavfi", "-i", "testsrc2=s=3x5:r=25:d=1,format=rgb24", "-c:v", "libx264rgb"
+    )
+
+    video_id = submit_file(ctx, clip)
+
+    video, renditions, preview = outcome(ctx, video_id)
+    assert video.status == VideoStatus.SUCCEEDED, video.error
+    assert {(r.width, r.height) for r in renditions} == {(2, 4)}
+    assert (preview.images[0]["width"], preview.images[0]["height"]) == (2, 4)

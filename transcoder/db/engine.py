@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from transcoder.db import models  # noqa: F401  (registers the tables)
+
+log = logging.getLogger("transcoder.db")
 
 
 def normalize_url(url: str) -> str:
@@ -34,8 +37,32 @@ def get_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
     os.register_at_fork(after_in_child=lambda: _forget_pool_in_child(engine))
     return engine
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a database made by an older version up to date by adding new columns.
+
+    Only additive changes are handled: each missing column is added as nullable, so rows
+    written before it read back as NULL.
+    TODO(a migration tool such as Alembic): renames, type changes and drops.
+    """
+    inspector = inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        log.warning("database upgraded: added columns %s", ", ".join(added))
+    return added
 
 
 @contextmanager

@@ -2,28 +2,49 @@
 
 ffmpeg-python has no timeout, so it only builds the argument lists; this module owns the
 process. ffmpeg runs in its own process group so a timeout or a cancel kills it and
-anything it started.
+anything it started, and on Linux it is killed by the kernel if the thread that started it
+dies (a killed worker must not leave an encode running on its own).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from transcoder.errors import EncodeError, EncodeTimeout
+from transcoder.errors import Cancelled, EncodeError, EncodeTimeout
 
 log = logging.getLogger("transcoder.encode")
 
 STDERR_TAIL_LINES = 40
 ProgressCallback = Callable[[float], None]
+
+# Lines ffmpeg prints after the real error, which say nothing about the cause.
+_CONSEQUENCES = (
+    "Conversion failed",
+    "frames left in the queue",
+    "Error marking filters as finished",
+    "Error while filtering",
+    "Error sending frames to consumers",
+    "Exiting normally",
+    "Terminating thread with return code",
+    "Finishing stream",
+)
+_ERROR_WORDS = ("rror", "nvalid", "out of range", "not supported", "unsupported", "failed")
+
+_running: dict[int, subprocess.Popen] = {}
+_running_lock = threading.Lock()
+_stopping = threading.Event()
 
 
 @dataclass
@@ -50,13 +71,18 @@ def run_ffmpeg(
     """Run ffmpeg to completion; raise EncodeError on failure, EncodeTimeout when too slow."""
     log.debug("running %s", subprocess.list2cmdline(args))
     started = time.monotonic()
-    proc = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    with _running_lock:
+        if _stopping.is_set():
+            raise Cancelled("stopped before it started: the process is shutting down")
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+        _running[proc.pid] = proc
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     reader = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
     reader.start()
@@ -73,6 +99,8 @@ def run_ffmpeg(
         proc.wait()
         raise
     finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
         timer.cancel()
         reader.join(timeout=5)
         for pipe in (proc.stdout, proc.stderr):
@@ -81,13 +109,15 @@ def run_ffmpeg(
 
     seconds = time.monotonic() - started
     stderr_tail = "\n".join(tail)
+    if exit_code != 0 and _stopping.is_set():
+        raise Cancelled("stopped while running: the process was shutting down", detail=stderr_tail)
     if exit_code != 0 and seconds >= timeout:
         raise EncodeTimeout(
             f"ffmpeg timed out after {timeout:.0f} s", detail=stderr_tail, exit_code=exit_code
         )
     if exit_code != 0:
         raise EncodeError(
-            f"ffmpeg failed (exit code {exit_code}): {_last_line(stderr_tail)}",
+            f"ffmpeg failed (exit code {exit_code}): {cause_line(stderr_tail)}",
             detail=stderr_tail,
             exit_code=exit_code,
         )
@@ -103,6 +133,16 @@ def parse_progress(lines: Iterable[str], duration: float) -> Iterable[float]:
             done = min(1.0, max(0.0, int(value) / 1_000_000 / duration))
         elif key == "progress":
             yield 1.0 if value == "end" else done
+
+
+def stop_all() -> int:
+    """Kill every ffmpeg this process runs and refuse to start more; return how many."""
+    with _running_lock:
+        _stopping.set()
+        procs = list(_running.values())
+    for proc in procs:
+        _kill_group(proc)
+    return len(procs)
 
 
 def kill_process_group(pid: int) -> None:
@@ -129,6 +169,36 @@ def _drain(stream, tail: collections.deque[str]) -> None:
             log.debug("ffmpeg: %s", line)
 
 
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+def cause_line(text: str) -> str:
+    """The line of ffmpeg's stderr most likely to name the cause: the first error that is not
+    merely a consequence of an earlier one, else the last line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines:
+        if any(w in line for w in _ERROR_WORDS) and not any(c in line for c in _CONSEQUENCES):
+            return line
     return lines[-1] if lines else "no error output"
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec hook asking the kernel to SIGKILL ffmpeg when its parent thread dies."""
+    if _prctl is None:
+        return None
+
+    def hook() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request was in place
+            os._exit(1)
+
+    return hook
+
+
+def _load_prctl():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = _load_prctl() if sys.platform.startswith("linux") else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import subprocess
 from fractions import Fraction
@@ -20,6 +21,7 @@ log = logging.getLogger("transcoder.probe")
 
 PROBE_TIMEOUT = 60
 TAIL_SECONDS = 60
+MAX_DISPLAY_ASPECT = 10
 _DEPTH = re.compile(r"p(9|10|12|14|16)(le|be)?$")
 _ALPHA_PREFIXES = ("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya")
 
@@ -135,11 +137,22 @@ def check_limits(info: MediaInfo, *, max_pixels: int, max_duration: float) -> No
     if info.video is None:
         kind = "audio only" if info.audio else "no audio either"
         raise InputError(f"no video stream ({kind})")
-    pixels = info.video.width * info.video.height
-    if pixels > max_pixels:
+    video = info.video
+    if video.width * video.height > max_pixels:
         raise InputError(
-            f"frame size {info.video.width}x{info.video.height} is over the limit of "
-            f"{max_pixels} pixels"
+            f"frame size {video.width}x{video.height} is over the limit of {max_pixels} pixels"
+        )
+    # The display size drives the plan, so a crafted sample aspect ratio must not turn a
+    # small frame into a huge or absurdly thin one.
+    shown_w, shown_h = video.display_width, video.display_height
+    if max(shown_w / shown_h, shown_h / shown_w) > MAX_DISPLAY_ASPECT:
+        raise InputError(
+            f"display size {shown_w:.0f}x{shown_h:.0f} (sample aspect ratio {video.sar}) "
+            f"is more than {MAX_DISPLAY_ASPECT}:1"
+        )
+    if shown_w * shown_h > max_pixels:
+        raise InputError(
+            f"display size {shown_w:.0f}x{shown_h:.0f} is over the limit of {max_pixels} pixels"
         )
     if info.duration > max_duration:
         raise InputError(f"duration {info.duration:.1f} s is over the limit of {max_duration:g} s")
@@ -202,11 +215,13 @@ def _audio(s: dict[str, Any]) -> AudioStream:
 
 def _rotation(s: dict[str, Any]) -> int:
     """Display rotation in degrees, normalised to 0, 90, 180 or 270."""
-    for side in s.get("side_data_list") or []:
-        if "rotation" in side:
-            return round(float(side["rotation"]) / 90) * 90 % 360
-    rotate = (s.get("tags") or {}).get("rotate")
-    return round(float(rotate) / 90) * 90 % 360 if rotate else 0
+    values = [side.get("rotation") for side in s.get("side_data_list") or []]
+    values.append((s.get("tags") or {}).get("rotate"))
+    for value in values:
+        degrees = _number(value)
+        if degrees is not None:
+            return round(degrees / 90) * 90 % 360
+    return 0
 
 
 def _stream_duration(s: dict[str, Any]) -> float | None:
@@ -216,7 +231,9 @@ def _stream_duration(s: dict[str, Any]) -> float | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite float, or None for anything else ffprobe may print (N/A, inf, garbage)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None

@@ -103,7 +103,7 @@ def plan_preview(info: MediaInfo, profile: Profile) -> PreviewPlan:
     video = _require_video(info)
     dw, dh = video.display_width, video.display_height
     scale = min(1.0, profile.preview.poster_max / max(dw, dh))
-    picture = _picture(video, even(dw * scale), even(dh * scale))
+    picture = _picture(video, even_floor(dw * scale), even_floor(dh * scale))
     return PreviewPlan(
         picture=picture,
         position=poster_position(info.media_duration, video.fps, profile.preview.position),

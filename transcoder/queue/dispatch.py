@@ -65,6 +65,7 @@ class RQDispatcher:
             f"{JOBS}.plan_video",
             args=(video_id,),
             timeout=PLAN_TIMEOUT,
+            on_failure=Callback(f"{JOBS}.on_plan_failure"),
             description=f"plan video {video_id}",
         )
 
@@ -113,7 +114,11 @@ class InlineDispatcher:
     def start(self, video_id: str) -> None:
         from transcoder.queue import jobs
 
-        jobs.plan_video(video_id)
+        try:
+            jobs.plan_video(video_id)
+        except Exception as exc:  # the job boundary, as in an RQ worker
+            log.exception("plan of video %s failed", video_id)
+            jobs.record_video_failure(video_id, exc)
 
     def fan_out(
         self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float

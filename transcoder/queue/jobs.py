@@ -269,6 +269,27 @@ def failure_summary(failed: list[tuple[str, str | None]], *, total: int) -> str:
     return f"{len(failed)} of {total} outputs failed ({'; '.join(parts)})"
 
 
+def on_plan_failure(job, connection, exc_type, exc, traceback) -> None:
+    """RQ failure callback of the plan job: the video must not stay in 'encoding'."""
+    record_video_failure(job.args[0], exc)
+
+
+def record_video_failure(video_id: str, exc: BaseException | None) -> None:
+    """End a video in error after its plan job failed in a way it did not handle."""
+    ctx = current()
+    reason = (
+        exc.reason
+        if isinstance(exc, TranscoderError)
+        else f"internal error while planning ({type(exc).__name__})"
+    )
+    with session_scope(ctx.engine) as session:
+        video = _video_or_none(session, video_id)
+        if video is None or video.status in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+            return
+        records.set_video_status(video, VideoStatus.ERROR, error=reason, detail=str(exc)[:4000])
+    log.info("video %s ended in error: %s", video_id, reason)
+
+
 def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
     """RQ failure callback: when no retry is left, record the error on the task's row."""
     if job.retries_left:
