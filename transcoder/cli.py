@@ -28,7 +28,7 @@ from rich.text import Text
 from transcoder import logs
 from transcoder.db import records
 from transcoder.db.engine import session_scope
-from transcoder.db.models import TaskStatus, Video, VideoStatus
+from transcoder.db.models import FINAL_VIDEO, TaskStatus, Video, VideoStatus
 from transcoder.encode.runner import stop_all
 from transcoder.errors import NotFound, TranscoderError
 from transcoder.queue.context import Context, build_context, install
@@ -197,7 +197,7 @@ def _interrupted(ctx: Context, video_id: str, worker: threading.Thread) -> NoRet
     worker.join(30)
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
-        if video.status not in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+        if video.status not in FINAL_VIDEO:
             records.set_video_status(video, VideoStatus.ERROR, error="interrupted")
     _fail("interrupted before it finished", video_id, code=130)
 

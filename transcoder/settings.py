@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     # Queues (used only when REDIS_URL is set).
     queue_prefix: str = "transcoder"
 
+    # The HTTP API.
+    api_keys: SecretStr = SecretStr("")  # comma-separated bearer keys
+    public_url: str = "http://127.0.0.1:8000"  # how clients reach the API, for download links
+    signing_key: SecretStr = SecretStr("")  # signs local-storage download links
+    max_upload_bytes: int = Field(10 * 1024**3, gt=0)
+    url_import_max_redirects: int = Field(3, ge=0, le=10)
+    url_import_timeout: float = Field(30, gt=0)
+    allow_private_urls: bool = False  # only for tests that import from a local server
+
+    # Webhooks.
+    webhook_url: str = ""  # receives every video's events, beside per-video callback URLs
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_retries: int = Field(5, ge=0, le=20)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.storage == "s3" and not self.s3_bucket:
@@ -68,6 +82,9 @@ class Settings(BaseSettings):
             "REDIS_URL": self.redis_url,
             "TRANSCODER_S3_ACCESS_KEY_ID": self.s3_access_key_id,
             "TRANSCODER_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value(),
+            "TRANSCODER_API_KEYS": self.api_keys.get_secret_value(),
+            "TRANSCODER_SIGNING_KEY": self.signing_key.get_secret_value(),
+            "TRANSCODER_WEBHOOK_SECRET": self.webhook_secret.get_secret_value(),
         }
         for name, value in secrets.items():
             if PLACEHOLDER in value:
@@ -85,6 +102,10 @@ class Settings(BaseSettings):
     @property
     def resolved_work_dir(self) -> Path:
         return (self.work_dir or self.data_dir / "work").resolve()
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     @property
     def embedded(self) -> bool:

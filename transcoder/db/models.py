@@ -25,6 +25,10 @@ class VideoStatus(StrEnum):
     ENCODING = "encoding"
     SUCCEEDED = "succeeded"
     ERROR = "error"
+    DELETED = "deleted"
+
+
+FINAL_VIDEO = frozenset({VideoStatus.SUCCEEDED, VideoStatus.ERROR, VideoStatus.DELETED})
 
 
 class TaskStatus(StrEnum):
@@ -46,6 +50,9 @@ class Video(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     source_key: str = ""
     source_name: str = Field(default="", max_length=255)
+    source_url: str | None = Field(default=None, sa_column=Column(Text))
+    callback_url: str | None = Field(default=None, sa_column=Column(Text))
+    job_id: str | None = None
     profile: str = "web"
     # The validated ladder as it was when the video was accepted, so workers need no copy
     # of a custom profile file and a later edit of the file does not change this video.

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from transcoder.db.models import (
+    FINAL_VIDEO,
     Preview,
     Rendition,
     TaskStatus,
@@ -74,7 +75,7 @@ def set_video_status(
     video.updated_at = utcnow()
     if status == VideoStatus.ENCODING and video.started_at is None:
         video.started_at = video.updated_at
-    if status in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+    if status in FINAL_VIDEO:
         video.finished_at = video.updated_at
     if status == VideoStatus.SUCCEEDED:
         video.progress = 1.0

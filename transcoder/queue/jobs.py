@@ -23,6 +23,7 @@ from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import (
     FINAL_TASK,
+    FINAL_VIDEO,
     Preview,
     Rendition,
     TaskStatus,
@@ -234,7 +235,7 @@ def finalize_video(video_id: str) -> None:
     ctx = current()
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
-        if video.status in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+        if video.status in FINAL_VIDEO:
             return
         tasks = [*records.renditions_of(session, video_id)]
         preview = records.preview_of(session, video_id)
@@ -284,7 +285,7 @@ def record_video_failure(video_id: str, exc: BaseException | None) -> None:
     )
     with session_scope(ctx.engine) as session:
         video = _video_or_none(session, video_id)
-        if video is None or video.status in (VideoStatus.SUCCEEDED, VideoStatus.ERROR):
+        if video is None or video.status in FINAL_VIDEO:
             return
         records.set_video_status(video, VideoStatus.ERROR, error=reason, detail=str(exc)[:4000])
     log.info("video %s ended in error: %s", video_id, reason)
