@@ -43,6 +43,21 @@ ensure_ffmpeg() {
     step "ffmpeg: $(ffmpeg -hide_banner -version | sed -n '1s/ Copyright.*//p')"
 }
 
+# Debian's Chromium, which the browser test of the web page drives through Playwright (it
+# never downloads a browser of its own). Without it that test skips, so failing to install
+# it only warns: distributions such as Ubuntu ship Chromium as a snap, not as this package.
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        (apt_install chromium) || true
+    fi
+    if [ -x /usr/bin/chromium ]; then
+        # Debian's launcher script prints a harmless shell warning on stderr; keep stdout.
+        step "chromium: $(/usr/bin/chromium --version 2>/dev/null)"
+    else
+        printf 'warning: %s\n' "no /usr/bin/chromium; the web page's browser test will skip" >&2
+    fi
+}
+
 # Create .venv with python3 (3.11 or newer), installing python3 and its venv module if missing.
 ensure_venv() {
     if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '' 2>/dev/null; then

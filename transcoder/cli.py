@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from transcoder import logs
+from transcoder import logs, webhooks
 from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import FINAL_VIDEO, TaskStatus, Video, VideoStatus
@@ -35,6 +35,7 @@ from transcoder.queue.context import Context, build_context, install
 from transcoder.settings import Settings
 from transcoder.submit import accept_file, submit_file
 
+WEBHOOK_WAIT = 30  # seconds a finished CLI run waits for its webhook deliveries
 console = Console(stderr=True)
 out = Console()
 
@@ -89,7 +90,9 @@ def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
         _fail(f"internal error: {crash[0]}", video_id)
     video = _load(ctx, video_id)
     if video.status != VideoStatus.SUCCEEDED:
+        webhooks.wait_inline(WEBHOOK_WAIT)
         _fail(video.error or f"video ended {video.status}", video_id)
+    webhooks.wait_inline(WEBHOOK_WAIT)
     files = _export(ctx, video_id, out_dir)
     _print_outputs(ctx, video_id)
     console.print(f"video {video_id}: {len(files)} files in {out_dir}/")
@@ -149,6 +152,41 @@ def status(video_id: str, as_json: bool) -> None:
     if video.error:
         out.print(Text(f"error: {video.error}"))
     _print_outputs(ctx, video_id)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API, its docs (/docs) and the web page (/ui/)."""
+    import uvicorn
+
+    from transcoder.api import create_app
+
+    logs.configure(logging.INFO)
+    try:
+        app = create_app(_settings())
+    except TranscoderError as exc:
+        _fail(exc.reason)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9181, show_default=True, type=int)
+def dashboard(host: str, port: int) -> None:
+    """Run rq-dashboard on the farm's Redis (it has no login: keep it on loopback)."""
+    settings = _settings()
+    if settings.embedded:
+        _fail("REDIS_URL is not set; the dashboard shows the Redis queues")
+    try:
+        from rq_dashboard.cli import run
+    except ImportError:
+        _fail("rq-dashboard is not installed: pip install -e '.[dashboard]'")
+    run.main(
+        ["--redis-url", settings.redis_url, "--json", "--bind", host, "--port", str(port)],
+        standalone_mode=True,
+    )
 
 
 @main.command()

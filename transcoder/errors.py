@@ -68,3 +68,13 @@ class TransientStorageError(StorageError):
 
 class NotFound(TranscoderError):
     """A record or object that was asked for does not exist."""
+
+
+class URLRefused(InputError):
+    """A URL is not one the farm will fetch or post to: its scheme, its address, its size."""
+
+
+class FetchFailed(TranscoderError):
+    """An outbound HTTP request failed in a way that may pass (5xx, timeout, reset)."""
+
+    transient = True

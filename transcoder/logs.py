@@ -12,5 +12,6 @@ def configure(level: int = logging.INFO) -> None:
         force=True,
     )
     # Keep third-party chatter out of the farm's lines unless debugging.
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "PIL"):
+    # httpx and httpcore would print URLs with their query strings (signed links, tokens).
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "PIL", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     webhook_url: str = ""  # receives every video's events, beside per-video callback URLs
     webhook_secret: SecretStr = SecretStr("")
     webhook_retries: int = Field(5, ge=0, le=20)
+    # Seconds before each retry of a webhook; the last value repeats when retries outnumber it.
+    webhook_backoff: str = Field("5,15,60,300,900", pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

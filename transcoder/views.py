@@ -86,9 +86,13 @@ def video_view(session: Session, video: Video, link: Callable[[str], str]) -> Vi
     )
 
 
+ETA_MIN_PROGRESS = 0.05
+
+
 def eta(started: datetime | None, progress: float) -> float | None:
-    """Seconds left, extrapolated from the time taken so far."""
-    if started is None or not 0 < progress < 1:
+    """Seconds left, extrapolated from the time taken so far (none until 5% is done, when
+    start-up costs would make the guess wild)."""
+    if started is None or not ETA_MIN_PROGRESS <= progress < 1:
         return None
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)

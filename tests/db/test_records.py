@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from transcoder.db import records
-from transcoder.db.engine import get_engine, session_scope
+from transcoder.db.engine import ensure_schema, get_engine, session_scope
 from transcoder.db.models import TaskStatus, VideoStatus
 from transcoder.errors import NotFound
 from transcoder.queue import jobs
@@ -145,6 +145,7 @@ def test_weighted_progress_counts_big_renditions_more():
 def test_database_from_an_older_version_gets_new_columns(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = get_engine(url)
+    ensure_schema(engine)
     with engine.begin() as conn:
         conn.execute(text('ALTER TABLE video DROP COLUMN "profile_spec"'))
     get_engine.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -16,6 +17,8 @@ from sqlmodel import Session, SQLModel, create_engine
 from transcoder.db import models  # noqa: F401  (registers the tables)
 
 log = logging.getLogger("transcoder.db")
+_schema_lock = threading.Lock()
+_schema_ready: set[Engine] = set()
 
 
 def normalize_url(url: str) -> str:
@@ -28,7 +31,7 @@ def normalize_url(url: str) -> str:
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
-    """One engine per URL per process; tables are created on first use."""
+    """One engine per URL per process; tables are created by the first session."""
     url = normalize_url(url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -36,8 +39,6 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
-    add_missing_columns(engine)
     os.register_at_fork(after_in_child=lambda: _forget_pool_in_child(engine))
     return engine
 
@@ -65,9 +66,25 @@ def add_missing_columns(engine: Engine) -> list[str]:
     return added
 
 
+def ensure_schema(engine: Engine) -> None:
+    """Create missing tables and columns, once per engine and process.
+
+    Done on first use rather than at start-up, so a service whose database is down starts
+    anyway and answers 503 until the database is back.
+    """
+    if engine in _schema_ready:
+        return
+    with _schema_lock:
+        if engine not in _schema_ready:
+            SQLModel.metadata.create_all(engine)
+            add_missing_columns(engine)
+            _schema_ready.add(engine)
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
+    ensure_schema(engine)
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

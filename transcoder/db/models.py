@@ -116,3 +116,32 @@ class Preview(SQLModel, table=True):
     job_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event sent to one URL, with the outcome of its latest attempt.
+
+    No foreign key to the video: the log of what was sent may outlive the video.
+    """
+
+    __tablename__ = "webhook_delivery"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    video_id: str = Field(index=True, max_length=32)
+    event: str = Field(max_length=64)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    # The exact JSON body, built when the event happened; every attempt sends it unchanged.
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, index=True)
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+    next_attempt_at: datetime | None = None

@@ -18,6 +18,7 @@ from transcoder.db.models import (
     TaskStatus,
     Video,
     VideoStatus,
+    WebhookDelivery,
     utcnow,
 )
 from transcoder.errors import NotFound
@@ -141,3 +142,36 @@ def get_task(session: Session, task_id: str, *, lock: bool = False) -> Rendition
         return get_rendition(session, task_id, lock=lock)
     except NotFound:
         return get_preview(session, task_id, lock=lock)
+
+
+def create_webhook_delivery(
+    session: Session, *, video_id: str, event: str, url: str, data: dict[str, Any]
+) -> WebhookDelivery:
+    """A pending delivery whose body is `data` under the delivery's id, event and time."""
+    delivery = WebhookDelivery(video_id=video_id, event=event, url=url)
+    delivery.payload = {
+        "id": delivery.id,
+        "event": event,
+        "created_at": delivery.created_at.isoformat(),
+        **data,
+    }
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def get_webhook_delivery(
+    session: Session, delivery_id: str, *, lock: bool = False
+) -> WebhookDelivery:
+    query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+    if lock:
+        query = query.with_for_update()
+    delivery = session.exec(query).first()
+    if delivery is None:
+        raise NotFound(f"no webhook delivery with id {delivery_id}")
+    return delivery
+
+
+def webhook_deliveries_of(session: Session, video_id: str) -> Sequence[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.video_id == video_id)
+    return session.exec(query.order_by(col(WebhookDelivery.created_at))).all()

@@ -15,7 +15,9 @@ from typing import Protocol
 
 from redis import Redis
 from rq import Callback, Queue, Retry
-from rq.job import Dependency
+from rq.command import send_stop_job_command
+from rq.exceptions import NoSuchJobError
+from rq.job import Dependency, Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from transcoder.encode.runner import encode_timeout
@@ -30,13 +32,16 @@ FINALIZE_TIMEOUT = 120
 
 
 class Dispatcher(Protocol):
-    def start(self, video_id: str) -> None:
-        """Begin work on a video: its plan job."""
+    def start(self, video_id: str, *, import_first: bool = False) -> str | None:
+        """Begin work on a video: its plan job (after importing its URL); return the job id."""
 
     def fan_out(
-        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+        self, video_id: str, rendition_ids: list[str], preview_id: str | None, duration: float
     ) -> dict[str, str]:
         """Run the renditions and the preview, then finalize; return job ids by record id."""
+
+    def cancel(self, job_ids: list[str]) -> int:
+        """Cancel queued jobs and stop running ones (their ffmpeg dies with them)."""
 
 
 def make_dispatcher(settings: Settings) -> Dispatcher:
@@ -60,17 +65,36 @@ class RQDispatcher:
         self.control = Queue(control, connection=self.redis, serializer=JSONSerializer)
         self.encode = Queue(encode, connection=self.redis, serializer=JSONSerializer)
 
-    def start(self, video_id: str) -> None:
-        self.control.enqueue_call(
-            f"{JOBS}.plan_video",
+    def start(self, video_id: str, *, import_first: bool = False) -> str | None:
+        s = self.settings
+        job = self.control.enqueue_call(
+            f"{JOBS}.import_video" if import_first else f"{JOBS}.plan_video",
             args=(video_id,),
-            timeout=PLAN_TIMEOUT,
+            timeout=PLAN_TIMEOUT + (int(s.url_import_timeout) * 4 if import_first else 0),
+            retry=Retry(max=2, interval=[10, 60]) if import_first else None,
             on_failure=Callback(f"{JOBS}.on_plan_failure"),
-            description=f"plan video {video_id}",
+            description=f"{'import and plan' if import_first else 'plan'} video {video_id}",
         )
+        return str(job.id)
+
+    def cancel(self, job_ids: list[str]) -> int:
+        stopped = 0
+        for job_id in job_ids:
+            try:
+                job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
+            except NoSuchJobError:
+                continue
+            status = job.get_status(refresh=False)
+            if status == JobStatus.STARTED:
+                send_stop_job_command(self.redis, job_id, serializer=JSONSerializer)
+                stopped += 1
+            elif status not in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED):
+                job.cancel()
+                stopped += 1
+        return stopped
 
     def fan_out(
-        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+        self, video_id: str, rendition_ids: list[str], preview_id: str | None, duration: float
     ) -> dict[str, str]:
         s = self.settings
         limit = encode_timeout(duration, base=s.encode_timeout_base, factor=s.encode_timeout_factor)
@@ -86,14 +110,15 @@ class RQDispatcher:
                 on_failure=failed,
                 description=f"encode rendition {rendition_id} of video {video_id}",
             )
-        jobs[preview_id] = self.control.enqueue_call(
-            f"{JOBS}.make_preview",
-            args=(preview_id,),
-            timeout=PREVIEW_TIMEOUT,
-            retry=retry,
-            on_failure=failed,
-            description=f"preview of video {video_id}",
-        )
+        if preview_id is not None:
+            jobs[preview_id] = self.control.enqueue_call(
+                f"{JOBS}.make_preview",
+                args=(preview_id,),
+                timeout=PREVIEW_TIMEOUT,
+                retry=retry,
+                on_failure=failed,
+                description=f"preview of video {video_id}",
+            )
         # Finalize waits for every task, failed ones included, so a video always ends.
         self.control.enqueue_call(
             f"{JOBS}.finalize_video",
@@ -111,24 +136,30 @@ class InlineDispatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def start(self, video_id: str) -> None:
+    def start(self, video_id: str, *, import_first: bool = False) -> str | None:
         from transcoder.queue import jobs
 
         try:
-            jobs.plan_video(video_id)
+            (jobs.import_video if import_first else jobs.plan_video)(video_id)
         except Exception as exc:  # the job boundary, as in an RQ worker
             log.exception("plan of video %s failed", video_id)
             jobs.record_video_failure(video_id, exc)
+        return None
+
+    def cancel(self, job_ids: list[str]) -> int:
+        """Inline jobs run in the caller; only the CLI's interrupt handling stops them."""
+        return 0
 
     def fan_out(
-        self, video_id: str, rendition_ids: list[str], preview_id: str, duration: float
+        self, video_id: str, rendition_ids: list[str], preview_id: str | None, duration: float
     ) -> dict[str, str]:
         from transcoder.queue import jobs
 
         tasks: list[tuple[Callable[[str], None], str]] = [
             (jobs.encode_rendition, rid) for rid in rendition_ids
         ]
-        tasks.append((jobs.make_preview, preview_id))
+        if preview_id is not None:
+            tasks.append((jobs.make_preview, preview_id))
         with ThreadPoolExecutor(self.settings.slots(), thread_name_prefix="job") as pool:
             for future in [pool.submit(self._attempts, fn, arg) for fn, arg in tasks]:
                 future.result()

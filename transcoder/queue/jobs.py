@@ -19,6 +19,7 @@ from typing import Any
 
 from rq import get_current_job
 
+from transcoder import webhooks
 from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import (
@@ -35,7 +36,8 @@ from transcoder.encode.command import rendition_command
 from transcoder.encode.preview import make_preview as render_preview
 from transcoder.encode.runner import encode_timeout, run_ffmpeg
 from transcoder.encode.verify import verify_rendition
-from transcoder.errors import EncodeError, NotFound, TranscoderError
+from transcoder.errors import EncodeError, InputError, NotFound, TranscoderError
+from transcoder.ingest.urlfetch import fetch_to_file
 from transcoder.media.info import MediaInfo
 from transcoder.media.probe import check_limits, probe
 from transcoder.profiles import Profile, load_profile
@@ -47,6 +49,42 @@ log = logging.getLogger("transcoder.worker")
 
 PROGRESS_INTERVAL = 1.0
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "jpg": "image/jpeg"}
+
+
+def import_video(video_id: str) -> None:
+    """Fetch the video's source URL into storage (public addresses only), then plan it."""
+    ctx = current()
+    with session_scope(ctx.engine) as session:
+        video = _video_or_none(session, video_id)
+        if video is None or video.status not in (VideoStatus.PENDING, VideoStatus.QUEUED):
+            return
+        url, key = video.source_url, video.source_key
+    if not url:
+        _fail_video(ctx, video_id, InputError("the video has no source URL to import"))
+        return
+
+    s = ctx.settings
+    workdir = _workdir(ctx, video_id, "import")
+    try:
+        fetched = fetch_to_file(
+            url,
+            workdir / "download",
+            max_bytes=s.max_upload_bytes,
+            max_redirects=s.url_import_max_redirects,
+            timeout=s.url_import_timeout,
+            allow_private=s.allow_private_urls,
+        )
+        ctx.storage.put(workdir / "download", key)
+    except TranscoderError as exc:
+        if exc.transient and _retries_left() > 0:
+            log.warning("video %s import failed, will retry: %s", video_id, exc.reason)
+            raise
+        _fail_video(ctx, video_id, exc)
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    log.info("video %s imported: %d bytes", video_id, fetched.size)
+    plan_video(video_id)
 
 
 def plan_video(video_id: str) -> None:
@@ -117,6 +155,8 @@ def encode_rendition(rendition_id: str) -> None:
             log.info("rendition %s already succeeded; nothing to do", rendition_id)
             return
         video = records.get_video(session, rendition.video_id)
+        if video.status == VideoStatus.DELETED:
+            return
         _start_task(rendition)
         video_id, source_key = video.id, video.source_key
         plan = RenditionPlan.model_validate(rendition.plan)
@@ -169,6 +209,7 @@ def encode_rendition(rendition_id: str) -> None:
         error=None,
         finished_at=utcnow(),
     )
+    webhooks.emit(ctx, video_id, webhooks.RENDITION_READY, rendition_id)
     log.info(
         "video %s rendition %s succeeded: %dx%d, %d bytes, %.1f s of encoding",
         video_id,
@@ -188,6 +229,8 @@ def make_preview(preview_id: str) -> None:
         if preview.status == TaskStatus.SUCCEEDED:
             return
         video = records.get_video(session, preview.video_id)
+        if video.status == VideoStatus.DELETED:
+            return
         _start_task(preview)
         video_id, source_key = video.id, video.source_key
         plan = PreviewPlan.model_validate(preview.plan)
@@ -257,8 +300,10 @@ def finalize_video(video_id: str) -> None:
         status, error = video.status, video.error
     if status == VideoStatus.SUCCEEDED:
         log.info("video %s succeeded: %d renditions and a preview", video_id, len(tasks))
+        webhooks.emit(ctx, video_id, webhooks.VIDEO_SUCCEEDED)
     else:
         log.info("video %s ended in error: %s", video_id, error)
+        webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
 
 
 def failure_summary(failed: list[tuple[str, str | None]], *, total: int) -> str:
@@ -289,6 +334,7 @@ def record_video_failure(video_id: str, exc: BaseException | None) -> None:
             return
         records.set_video_status(video, VideoStatus.ERROR, error=reason, detail=str(exc)[:4000])
     log.info("video %s ended in error: %s", video_id, reason)
+    webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
 
 
 def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
@@ -337,6 +383,7 @@ def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
             video, VideoStatus.ERROR, error=exc.reason, detail=exc.detail or None
         )
     log.info("video %s ended in error: %s", video_id, exc.reason)
+    webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
 
 
 def _start_task(task: Rendition | Preview) -> None:
