@@ -48,6 +48,12 @@ class EncodeTimeout(EncodeError):
     transient = True
 
 
+class EncodeKilled(EncodeError):
+    """ffmpeg was killed by a signal it did not ask for (often the out-of-memory killer)."""
+
+    transient = True
+
+
 class Cancelled(EncodeError):
     """ffmpeg was stopped on purpose (shutdown or cancellation); not retried."""
 

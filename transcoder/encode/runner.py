@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from transcoder.errors import Cancelled, EncodeError, EncodeTimeout
+from transcoder.errors import Cancelled, EncodeError, EncodeKilled, EncodeTimeout
 
 log = logging.getLogger("transcoder.encode")
 
@@ -114,6 +114,14 @@ def run_ffmpeg(
     if exit_code != 0 and seconds >= timeout:
         raise EncodeTimeout(
             f"ffmpeg timed out after {timeout:.0f} s", detail=stderr_tail, exit_code=exit_code
+        )
+    if exit_code < 0:
+        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else ""
+        raise EncodeKilled(
+            f"ffmpeg was killed by signal {-exit_code} {name}".rstrip()
+            + " (out of memory, or stopped from outside)",
+            detail=stderr_tail,
+            exit_code=exit_code,
         )
     if exit_code != 0:
         raise EncodeError(

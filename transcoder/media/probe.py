@@ -22,6 +22,8 @@ log = logging.getLogger("transcoder.probe")
 PROBE_TIMEOUT = 60
 TAIL_SECONDS = 60
 MAX_DISPLAY_ASPECT = 10
+SPARSE_CHECK_SECONDS = 600
+MAX_SECONDS_PER_FRAME = 60
 _DEPTH = re.compile(r"p(9|10|12|14|16)(le|be)?$")
 _ALPHA_PREFIXES = ("yuva", "rgba", "bgra", "argb", "abgr", "gbrap", "ya")
 
@@ -55,7 +57,26 @@ def probe(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
     carried = [st for st in (info.video, info.main_audio) if st is not None]
     if any(st.duration is None for st in carried):
         info = _with_measured_durations(path, ffprobe, info)
+    if info.video and info.video.frames is None and info.media_duration > SPARSE_CHECK_SECONDS:
+        info = _with_counted_frames(path, ffprobe, info)
     return info
+
+
+def _with_counted_frames(path: Path, ffprobe: str, info: MediaInfo) -> MediaInfo:
+    """Count the video packets (demux only) of a long source whose container has no count."""
+    assert info.video is not None
+    options = {"v": "error", "count_packets": None, "select_streams": str(info.video.index)}
+    options |= {"show_entries": "stream=nb_read_packets", "of": "csv=p=0"} | safe_input_options()
+    args = [ffprobe, *convert_kwargs_to_cmd_line_args(options), "-i", f"file:{path}"]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=PROBE_TIMEOUT * 5, check=False)
+    except subprocess.TimeoutExpired:
+        return info
+    count = done.stdout.decode().strip().split(",")[0]
+    if not count.isdigit():
+        return info
+    video = info.video.model_copy(update={"frames": int(count)})
+    return info.model_copy(update={"video": video})
 
 
 def _with_measured_durations(path: Path, ffprobe: str, info: MediaInfo) -> MediaInfo:
@@ -156,6 +177,15 @@ def check_limits(info: MediaInfo, *, max_pixels: int, max_duration: float) -> No
         )
     if info.duration > max_duration:
         raise InputError(f"duration {info.duration:.1f} s is over the limit of {max_duration:g} s")
+    # A few frames whose timestamps span hours would make every rendition hours of repeated
+    # frames: a tiny upload costing hours of CPU. Real slideshows show a frame every few
+    # seconds, not every minute.
+    span, frames = info.media_duration, video.frames
+    if frames and span > SPARSE_CHECK_SECONDS and span / frames > MAX_SECONDS_PER_FRAME:
+        raise InputError(
+            f"the timestamps span {span:.0f} s but the video holds only {frames} frames "
+            f"(one every {span / frames:.0f} s); refusing to fill the gaps with repeated frames"
+        )
 
 
 def _pick_video(streams: list[dict[str, Any]]) -> VideoStream | None:
