@@ -55,9 +55,21 @@ class Settings(BaseSettings):
     encode_timeout_base: float = Field(120, gt=0)
     encode_timeout_factor: float = Field(12, gt=0)
     encode_retries: int = Field(2, ge=0)
+    ffmpeg_memory_mb: int = Field(8192, ge=0)  # address-space cap per ffmpeg; 0 = none
 
     # Queues (used only when REDIS_URL is set).
     queue_prefix: str = "transcoder"
+    # A worker asked to stop lets its job run this long, then hands it back to the queue.
+    stop_grace_seconds: float = Field(540, ge=0)
+    # How often an idle worker looks for jobs abandoned by dead workers.
+    maintenance_seconds: int = Field(10, ge=1)
+    # How often a worker checks that queued and encoding videos still have their jobs in
+    # Redis, putting back what is missing (0: never), and how long a video must have been
+    # left alone before it is checked, so one being planned right now is not disturbed.
+    reconcile_seconds: float = Field(60, ge=0)
+    reconcile_grace_seconds: float = Field(30, ge=0)
+    # How long a job keeps retrying a record write while the database is unreachable.
+    db_retry_seconds: float = Field(60, ge=0)
 
     # The HTTP API.
     api_keys: SecretStr = SecretStr("")  # comma-separated bearer keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from transcoder import lifecycle
 from transcoder.db import records
 from transcoder.db.engine import session_scope
 from transcoder.db.models import VideoStatus
@@ -28,7 +29,7 @@ def submit_file(ctx: Context, path: Path, *, profile: str | None = None) -> str:
             "same TRANSCODER_DATA_DIR, can see video %s",
             video_id,
         )
-    ctx.dispatcher.start(video_id)
+    lifecycle.start(ctx, video_id)
     return video_id
 
 

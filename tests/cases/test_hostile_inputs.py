@@ -123,3 +123,25 @@ def test_few_frames_spread_over_hours_are_refused_before_encoding(ctx, make_clip
     assert video.status == VideoStatus.ERROR
     assert video.error.startswith("the timestamps span 13802 s but the video holds only 60 frames")
     assert renditions == []
+
+
+def test_memory_cap_applies_to_every_ffmpeg_run(settings, make_clip):
+    # 40 MB of address space is far too little for ffmpeg: the cap is in force.
+    capped = install(build_context(settings.model_copy(update={"ffmpeg_memory_mb": 40})))
+    clip = make_clip(
+        "mem.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video, renditions = run(capped, clip)
+
+    assert video.status == VideoStatus.ERROR
+    assert renditions and all(r.status == TaskStatus.ERROR for r in renditions)
+    assert all(r.error.startswith("ffmpeg") for r in renditions)

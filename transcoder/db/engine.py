@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from transcoder.db import models  # noqa: F401  (registers the tables)
@@ -19,6 +22,13 @@ from transcoder.db import models  # noqa: F401  (registers the tables)
 log = logging.getLogger("transcoder.db")
 _schema_lock = threading.Lock()
 _schema_ready: set[Engine] = set()
+
+T = TypeVar("T")
+
+# What the database raises when it cannot be reached or drops the connection (and for
+# deadlocks and serialisation failures, which are worth another try as well).
+DISCONNECTS = (OperationalError, InterfaceError)
+RETRY_SECONDS = 60.0
 
 
 def normalize_url(url: str) -> str:
@@ -38,7 +48,8 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # A database host that stops answering must not hang a connect for minutes.
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     os.register_at_fork(after_in_child=lambda: _forget_pool_in_child(engine))
     return engine
 
@@ -94,11 +105,60 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def with_retries(
+    fn: Callable[[], T],
+    *,
+    budget: float = RETRY_SECONDS,
+    wait: float = 0.5,
+    max_wait: float = 8.0,
+    what: str = "database write",
+) -> T:
+    """Call fn, and again with doubling pauses while the database is unreachable.
+
+    Only DISCONNECTS are retried, for `budget` seconds in all; then the last one is raised.
+    fn must be safe to repeat: typically one transaction that sets fields on a row.
+    """
+    deadline = time.monotonic() + budget
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except DISCONNECTS as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            pause = min(wait * 2 ** (attempt - 1), max_wait, left)
+            log.warning(
+                "%s failed (attempt %d), retrying in %.1f s: %s",
+                what,
+                attempt,
+                pause,
+                disconnect_reason(exc),
+            )
+            time.sleep(pause)
+            attempt += 1
+
+
+def disconnect_reason(exc: OperationalError | InterfaceError) -> str:
+    """The driver's first line (without the SQL and its parameters SQLAlchemy appends)."""
+    message = str(exc.orig or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _fresh_lock_in_child() -> None:
+    """A child forked while another thread held the schema lock must not inherit it held."""
+    global _schema_lock
+    _schema_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def _forget_pool_in_child(engine: Engine) -> None:

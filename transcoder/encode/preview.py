@@ -26,14 +26,20 @@ class PreviewImage:
 
 
 def make_preview(
-    plan: PreviewPlan, source: Path, workdir: Path, *, threads: int, ffmpeg_bin: str = "ffmpeg"
+    plan: PreviewPlan,
+    source: Path,
+    workdir: Path,
+    *,
+    threads: int,
+    ffmpeg_bin: str = "ffmpeg",
+    memory_mb: int = 0,
 ) -> list[PreviewImage]:
     """Write poster.jpg and thumb-<size>.jpg (long side at most size) into `workdir`.
 
     Returns the images, poster first.
     """
     frame = workdir / "frame.png"
-    _grab_frame(plan, source, frame, threads=threads, ffmpeg_bin=ffmpeg_bin)
+    _grab_frame(plan, source, frame, threads=threads, ffmpeg_bin=ffmpeg_bin, memory_mb=memory_mb)
 
     images = []
     with Image.open(frame) as img:
@@ -49,14 +55,14 @@ def make_preview(
 
 
 def _grab_frame(
-    plan: PreviewPlan, source: Path, frame: Path, *, threads: int, ffmpeg_bin: str
+    plan: PreviewPlan, source: Path, frame: Path, *, threads: int, ffmpeg_bin: str, memory_mb: int
 ) -> None:
     """Take the frame at the planned position, or the first frame if the seek finds none."""
     for position in (plan.position, 0.0):
         frame.unlink(missing_ok=True)
         attempt = plan.model_copy(update={"position": position})
         args = poster_command(attempt, source, frame, threads=threads, ffmpeg_bin=ffmpeg_bin)
-        run_ffmpeg(args, timeout=FRAME_TIMEOUT)
+        run_ffmpeg(args, timeout=FRAME_TIMEOUT, memory_mb=memory_mb)
         if frame.is_file() and frame.stat().st_size > 0:
             return
     raise EncodeError("could not decode any frame of the video for the poster")

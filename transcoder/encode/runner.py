@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -67,8 +68,13 @@ def run_ffmpeg(
     timeout: float,
     duration: float = 0.0,
     on_progress: ProgressCallback | None = None,
+    memory_mb: int = 0,
 ) -> RunResult:
-    """Run ffmpeg to completion; raise EncodeError on failure, EncodeTimeout when too slow."""
+    """Run ffmpeg to completion; raise EncodeError on failure, EncodeTimeout when too slow.
+
+    `memory_mb` caps ffmpeg's address space (0: no cap), so one hostile input cannot take
+    the memory of every job on the machine.
+    """
     log.debug("running %s", subprocess.list2cmdline(args))
     started = time.monotonic()
     with _running_lock:
@@ -80,7 +86,7 @@ def run_ffmpeg(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=_child_setup(os.getpid(), memory_mb),
         )
         _running[proc.pid] = proc
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -187,15 +193,17 @@ def cause_line(text: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def _die_with_parent(parent: int) -> Callable[[], None] | None:
-    """A preexec hook asking the kernel to SIGKILL ffmpeg when its parent thread dies."""
-    if _prctl is None:
-        return None
+def _child_setup(parent: int, memory_mb: int) -> Callable[[], None]:
+    """A preexec hook: die with the parent thread (Linux), and cap the address space."""
+    limit = memory_mb * 1024 * 1024
 
     def hook() -> None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the request was in place
-            os._exit(1)
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before the request was in place
+                os._exit(1)
+        if limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     return hook
 

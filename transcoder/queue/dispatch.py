@@ -43,6 +43,9 @@ class Dispatcher(Protocol):
     def cancel(self, job_ids: list[str]) -> int:
         """Cancel queued jobs and stop running ones (their ffmpeg dies with them)."""
 
+    def finalize(self, video_id: str) -> str | None:
+        """Settle a video whose tasks have all ended (again); return the job id."""
+
 
 def make_dispatcher(settings: Settings) -> Dispatcher:
     if settings.embedded:
@@ -77,6 +80,15 @@ class RQDispatcher:
         )
         return str(job.id)
 
+    def finalize(self, video_id: str) -> str | None:
+        job = self.control.enqueue_call(
+            f"{JOBS}.finalize_video",
+            args=(video_id,),
+            timeout=FINALIZE_TIMEOUT,
+            description=f"finalize video {video_id}",
+        )
+        return str(job.id)
+
     def cancel(self, job_ids: list[str]) -> int:
         stopped = 0
         for job_id in job_ids:
@@ -98,7 +110,17 @@ class RQDispatcher:
     ) -> dict[str, str]:
         s = self.settings
         limit = encode_timeout(duration, base=s.encode_timeout_base, factor=s.encode_timeout_factor)
-        retry = Retry(max=s.encode_retries, interval=[5, 30]) if s.encode_retries else None
+        # A retried encode goes to the front of the queue at once (its first retry is usually
+        # a lost worker's job, which must not wait behind the backlog), later ones after a pause.
+        retry = (
+            Retry(
+                max=s.encode_retries,
+                interval=[0] + [30] * (s.encode_retries - 1),  # RQ reads one per retry
+                enqueue_at_front=True,
+            )
+            if s.encode_retries
+            else None
+        )
         failed = Callback(f"{JOBS}.on_task_failure")
         jobs = {}
         for rendition_id in rendition_ids:
@@ -149,6 +171,12 @@ class InlineDispatcher:
     def cancel(self, job_ids: list[str]) -> int:
         """Inline jobs run in the caller; only the CLI's interrupt handling stops them."""
         return 0
+
+    def finalize(self, video_id: str) -> str | None:
+        from transcoder.queue import jobs
+
+        jobs.finalize_video(video_id)
+        return None
 
     def fan_out(
         self, video_id: str, rendition_ids: list[str], preview_id: str | None, duration: float

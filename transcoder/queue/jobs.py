@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rq import get_current_job
+from rq.exceptions import AbandonedJobError
 
 from transcoder import webhooks
 from transcoder.db import records
-from transcoder.db.engine import session_scope
+from transcoder.db.engine import DISCONNECTS, disconnect_reason, session_scope, with_retries
 from transcoder.db.models import (
     FINAL_TASK,
     FINAL_VIDEO,
@@ -48,6 +49,7 @@ from transcoder.storage import rendition_key
 log = logging.getLogger("transcoder.worker")
 
 PROGRESS_INTERVAL = 1.0
+PROGRESS_OUTAGE_PAUSE = 10.0  # no progress writes for this long after one found no database
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "jpg": "image/jpeg"}
 
 
@@ -179,6 +181,7 @@ def encode_rendition(rendition_id: str) -> None:
             ),
             duration=plan.duration,
             on_progress=_ProgressWriter(ctx, rendition_id),
+            memory_mb=s.ffmpeg_memory_mb,
         )
         # Kept before verification, so an output that fails it still shows what ffmpeg said.
         _record(
@@ -244,6 +247,7 @@ def make_preview(preview_id: str) -> None:
             workdir,
             threads=ctx.settings.threads_per_job(),
             ffmpeg_bin=ctx.settings.ffmpeg_path,
+            memory_mb=ctx.settings.ffmpeg_memory_mb,
         )
         stored = []
         for image in images:
@@ -264,22 +268,42 @@ def make_preview(preview_id: str) -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    with session_scope(ctx.engine) as session:
-        preview = records.get_preview(session, preview_id, lock=True)
-        preview.status = TaskStatus.SUCCEEDED
-        preview.images = stored
-        preview.error = None
-        preview.finished_at = utcnow()
+    _record(
+        ctx,
+        preview_id,
+        status=TaskStatus.SUCCEEDED,
+        images=stored,
+        error=None,
+        finished_at=utcnow(),
+    )
     log.info("video %s preview succeeded: %d images", video_id, len(stored))
 
 
 def finalize_video(video_id: str) -> None:
     """Once every task has ended: the video succeeded if all did, else it is in error."""
     ctx = current()
+    outcome = with_retries(
+        lambda: _settle(ctx, video_id),
+        budget=ctx.settings.db_retry_seconds,
+        what=f"finalize of video {video_id}",
+    )
+    if outcome is None:
+        return
+    status, error, count = outcome
+    if status == VideoStatus.SUCCEEDED:
+        log.info("video %s succeeded: %d renditions and a preview", video_id, count)
+        webhooks.emit(ctx, video_id, webhooks.VIDEO_SUCCEEDED)
+    else:
+        log.info("video %s ended in error: %s", video_id, error)
+        webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
+
+
+def _settle(ctx: Context, video_id: str) -> tuple[VideoStatus, str | None, int] | None:
+    """Decide and record the video's outcome; None when it had one already."""
     with session_scope(ctx.engine) as session:
         video = records.get_video(session, video_id, lock=True)
         if video.status in FINAL_VIDEO:
-            return
+            return None
         tasks = [*records.renditions_of(session, video_id)]
         preview = records.preview_of(session, video_id)
         named = [(r.name, r) for r in tasks] + ([("preview", preview)] if preview else [])
@@ -297,13 +321,7 @@ def finalize_video(video_id: str) -> None:
             )
         else:
             records.set_video_status(video, VideoStatus.SUCCEEDED)
-        status, error = video.status, video.error
-    if status == VideoStatus.SUCCEEDED:
-        log.info("video %s succeeded: %d renditions and a preview", video_id, len(tasks))
-        webhooks.emit(ctx, video_id, webhooks.VIDEO_SUCCEEDED)
-    else:
-        log.info("video %s ended in error: %s", video_id, error)
-        webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
+        return video.status, video.error, len(tasks)
 
 
 def failure_summary(failed: list[tuple[str, str | None]], *, total: int) -> str:
@@ -347,9 +365,12 @@ def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
 def record_task_failure(record_id: str, exc: BaseException | None) -> None:
     """Mark a rendition or preview as failed after an error the job did not handle."""
     ctx = current()
-    reason = (
-        exc.reason if isinstance(exc, TranscoderError) else f"internal error ({type(exc).__name__})"
-    )
+    if isinstance(exc, TranscoderError):
+        reason = exc.reason
+    elif isinstance(exc, AbandonedJobError):
+        reason = "the worker running it stopped before it finished, and no retry was left"
+    else:
+        reason = f"internal error ({type(exc).__name__})"
     with session_scope(ctx.engine) as session:
         task = records.get_task(session, record_id, lock=True)
         if task.status not in FINAL_TASK:
@@ -377,11 +398,14 @@ def _video_or_none(session, video_id: str) -> Video | None:
 
 
 def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
-    with session_scope(ctx.engine) as session:
-        video = records.get_video(session, video_id, lock=True)
-        records.set_video_status(
-            video, VideoStatus.ERROR, error=exc.reason, detail=exc.detail or None
-        )
+    def write() -> None:
+        with session_scope(ctx.engine) as session:
+            video = records.get_video(session, video_id, lock=True)
+            records.set_video_status(
+                video, VideoStatus.ERROR, error=exc.reason, detail=exc.detail or None
+            )
+
+    with_retries(write, budget=ctx.settings.db_retry_seconds, what=f"error of video {video_id}")
     log.info("video %s ended in error: %s", video_id, exc.reason)
     webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
 
@@ -416,12 +440,16 @@ def _task_failed(
 
 
 def _record(ctx: Context, record_id: str, **fields) -> None:
-    """Write fields on a rendition or preview row."""
-    with session_scope(ctx.engine) as session:
-        task = records.get_task(session, record_id)
-        for name, value in fields.items():
-            if hasattr(task, name):
-                setattr(task, name, value)
+    """Write fields on a rendition or preview row, waiting out a database outage."""
+
+    def write() -> None:
+        with session_scope(ctx.engine) as session:
+            task = records.get_task(session, record_id)
+            for name, value in fields.items():
+                if hasattr(task, name):
+                    setattr(task, name, value)
+
+    with_retries(write, budget=ctx.settings.db_retry_seconds, what=f"record of task {record_id}")
 
 
 def _retries_left() -> int:
@@ -463,9 +491,16 @@ class _ProgressWriter:
         if now - self.last < PROGRESS_INTERVAL and fraction < 1.0:
             return
         self.last = now
-        with session_scope(self.ctx.engine) as session:
-            rendition = records.get_rendition(session, self.rendition_id)
-            rendition.progress = round(fraction, 4)
-            video = records.get_video(session, rendition.video_id)
-            video.progress = records.weighted_progress(records.renditions_of(session, video.id))
-            video.updated_at = utcnow()
+        try:
+            with session_scope(self.ctx.engine) as session:
+                rendition = records.get_rendition(session, self.rendition_id)
+                rendition.progress = round(fraction, 4)
+                video = records.get_video(session, rendition.video_id)
+                video.progress = records.weighted_progress(records.renditions_of(session, video.id))
+                video.updated_at = utcnow()
+        except DISCONNECTS as exc:
+            # Progress is only for show: skip beats rather than hold up or fail the encode.
+            log.debug(
+                "rendition %s progress not stored: %s", self.rendition_id, disconnect_reason(exc)
+            )
+            self.last = now + PROGRESS_OUTAGE_PAUSE
