@@ -160,7 +160,8 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database for the tests (db 15 by default), emptied before each test."""
+    """The Redis database for the tests (db 15 by default); each test gets its own queue names
+    (see farm_settings), so concurrent runs on one server do not take each other's jobs."""
     import os
 
     from redis import Redis
@@ -169,19 +170,24 @@ def redis_url() -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     client = Redis.from_url(url)
     try:
-        client.flushdb()
+        client.ping()
     except RedisError as exc:
         pytest.fail(f"Redis at {url} is needed (run scripts/test): {exc}")
     yield url
-    client.flushdb()
     client.close()
 
 
 @pytest.fixture
 def farm_settings(tmp_path: Path, pg_url: str, redis_url: str) -> Settings:
     """Production-like settings: PostgreSQL, Redis queues, local storage shared with workers."""
+    import uuid
+
     return Settings(
-        data_dir=tmp_path / "farm", database_url=pg_url, redis_url=redis_url, encode_retries=1
+        data_dir=tmp_path / "farm",
+        database_url=pg_url,
+        redis_url=redis_url,
+        encode_retries=1,
+        queue_prefix=f"test-{uuid.uuid4().hex[:10]}",
     )
 
 
@@ -205,6 +211,7 @@ def start_worker(
                 "TRANSCODER_DATA_DIR": str(farm_settings.data_dir),
                 "TRANSCODER_ENCODE_RETRIES": str(farm_settings.encode_retries),
                 "TRANSCODER_JOB_SLOTS": "1",
+                "TRANSCODER_QUEUE_PREFIX": farm_settings.queue_prefix,
             }
             | (env or {})
         )

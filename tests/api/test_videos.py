@@ -330,7 +330,8 @@ def test_metrics_report_videos_jobs_and_queues(client, start_worker, make_clip, 
 
     assert 'transcoder_videos{status="succeeded"} 1.0' in text
     assert 'transcoder_jobs_total{kind="rendition",outcome="succeeded"} 2.0' in text
-    assert 'transcoder_queue_depth{queue="transcoder-encode"} 0.0' in text
+    prefix = client.app.state.ctx.settings.queue_prefix
+    assert f'transcoder_queue_depth{{queue="{prefix}-encode"}} 0.0' in text
     assert 'transcoder_encode_seconds_total{rendition="180p-vp8"}' in text
     assert 'transcoder_output_bytes_total{rendition="180p-h264"}' in text
 

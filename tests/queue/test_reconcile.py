@@ -28,7 +28,7 @@ from transcoder import lifecycle
 from transcoder.db import records
 from transcoder.db.engine import session_scope, with_retries
 from transcoder.db.models import FINAL_TASK, Preview, Rendition, TaskStatus, VideoStatus, utcnow
-from transcoder.queue import jobs
+from transcoder.queue import outcomes
 from transcoder.queue.context import Context, build_context, install
 from transcoder.queue.dispatch import JOBS, queue_names
 from transcoder.queue.reconcile import reconcile
@@ -300,8 +300,8 @@ def test_task_record_lands_after_the_database_comes_back(farm, monkeypatch):
             raise disconnect()
         return real_get_task(session, record_id, **kwargs)
 
-    monkeypatch.setattr(jobs.records, "get_task", get_task)
-    jobs._record(farm, task_id, status=TaskStatus.SUCCEEDED, exit_code=0)
+    monkeypatch.setattr(outcomes.records, "get_task", get_task)
+    outcomes.record(farm, task_id, status=TaskStatus.SUCCEEDED, exit_code=0)
 
     _, (task,), _ = load(farm, video_id)
     assert (task.status, task.exit_code, outage["left"]) == (TaskStatus.SUCCEEDED, 0, 0)
@@ -312,7 +312,7 @@ def test_progress_writer_skips_beats_while_the_database_is_unreachable(settings,
     engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/x", pool_pre_ping=True)
     ctx = build_context(settings)
     ctx.engine = engine
-    writer = jobs._ProgressWriter(ctx, "r" * 32)
+    writer = outcomes.ProgressWriter(ctx, "r" * 32)
 
     started = time.monotonic()
     writer(0.25)
@@ -357,7 +357,7 @@ def test_redis_losing_its_contents_mid_encode_still_ends_every_video(
     lifecycle.start(farm, ids[-1])  # the API's way
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
-    Redis.from_url(farm_settings.redis_url).flushdb()  # only this test's database
+    forget_queues(Redis.from_url(farm_settings.redis_url), farm_settings.queue_prefix)
     before = {video_id: load(farm, video_id)[0].status for video_id in ids}
 
     started = time.monotonic()
@@ -492,3 +492,17 @@ def test_database_outage_mid_encode_is_waited_out(
     assert preview and preview.status == TaskStatus.SUCCEEDED
     assert all(t.attempts == 1 for t in tasks)
     assert "retrying in" in log.read_text() and "Traceback" not in log.read_text()
+
+
+def forget_queues(redis: Redis, prefix: str) -> None:
+    """What a Redis restart does to this test's work: its queues, registries and jobs vanish.
+
+    Only keys of this test's queues are deleted, so other test runs on the server are safe.
+    """
+    for key in redis.scan_iter("rq:job:*"):
+        if redis.type(key) != b"hash":
+            continue
+        if (redis.hget(key, "origin") or b"").decode().startswith(prefix):
+            redis.delete(key, key + b":dependents", key + b":dependencies")
+    for key in redis.scan_iter(f"*{prefix}*"):
+        redis.delete(key)

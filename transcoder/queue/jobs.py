@@ -11,25 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
-
-from rq import get_current_job
-from rq.exceptions import AbandonedJobError
 
 from transcoder import webhooks
 from transcoder.db import records
-from transcoder.db.engine import DISCONNECTS, disconnect_reason, session_scope, with_retries
+from transcoder.db.engine import session_scope, with_retries
 from transcoder.db.models import (
     FINAL_TASK,
     FINAL_VIDEO,
-    Preview,
-    Rendition,
     TaskStatus,
-    Video,
     VideoStatus,
     utcnow,
 )
@@ -37,19 +28,29 @@ from transcoder.encode.command import rendition_command
 from transcoder.encode.preview import make_preview as render_preview
 from transcoder.encode.runner import encode_timeout, run_ffmpeg
 from transcoder.encode.verify import verify_rendition
-from transcoder.errors import EncodeError, InputError, NotFound, TranscoderError
+from transcoder.errors import InputError, TranscoderError
 from transcoder.ingest.urlfetch import fetch_to_file
 from transcoder.media.info import MediaInfo
 from transcoder.media.probe import check_limits, probe
 from transcoder.profiles import Profile, load_profile
 from transcoder.profiles.plan import PreviewPlan, RenditionPlan, plan_preview, plan_renditions
 from transcoder.queue.context import Context, current
+from transcoder.queue.outcomes import (
+    ProgressWriter,
+    fail_video,
+    failure_summary,
+    record,
+    record_task_failure,
+    record_video_failure,
+    retries_left,
+    start_task,
+    task_failed,
+    video_or_none,
+)
 from transcoder.storage import rendition_key
 
 log = logging.getLogger("transcoder.worker")
 
-PROGRESS_INTERVAL = 1.0
-PROGRESS_OUTAGE_PAUSE = 10.0  # no progress writes for this long after one found no database
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "jpg": "image/jpeg"}
 
 
@@ -57,12 +58,12 @@ def import_video(video_id: str) -> None:
     """Fetch the video's source URL into storage (public addresses only), then plan it."""
     ctx = current()
     with session_scope(ctx.engine) as session:
-        video = _video_or_none(session, video_id)
+        video = video_or_none(session, video_id)
         if video is None or video.status not in (VideoStatus.PENDING, VideoStatus.QUEUED):
             return
         url, key = video.source_url, video.source_key
     if not url:
-        _fail_video(ctx, video_id, InputError("the video has no source URL to import"))
+        fail_video(ctx, video_id, InputError("the video has no source URL to import"))
         return
 
     s = ctx.settings
@@ -78,10 +79,10 @@ def import_video(video_id: str) -> None:
         )
         ctx.storage.put(workdir / "download", key)
     except TranscoderError as exc:
-        if exc.transient and _retries_left() > 0:
+        if exc.transient and retries_left() > 0:
             log.warning("video %s import failed, will retry: %s", video_id, exc.reason)
             raise
-        _fail_video(ctx, video_id, exc)
+        fail_video(ctx, video_id, exc)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -93,7 +94,7 @@ def plan_video(video_id: str) -> None:
     """Probe the source, check limits, plan renditions and preview, and fan the work out."""
     ctx = current()
     with session_scope(ctx.engine) as session:
-        video = _video_or_none(session, video_id)
+        video = video_or_none(session, video_id)
         if video is None:
             return
         if video.status not in (VideoStatus.PENDING, VideoStatus.QUEUED):
@@ -115,7 +116,7 @@ def plan_video(video_id: str) -> None:
         plans = plan_renditions(info, profile)
         preview = plan_preview(info, profile)
     except TranscoderError as exc:
-        _fail_video(ctx, video_id, exc)
+        fail_video(ctx, video_id, exc)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -159,7 +160,7 @@ def encode_rendition(rendition_id: str) -> None:
         video = records.get_video(session, rendition.video_id)
         if video.status == VideoStatus.DELETED:
             return
-        _start_task(rendition)
+        start_task(rendition)
         video_id, source_key = video.id, video.source_key
         plan = RenditionPlan.model_validate(rendition.plan)
 
@@ -171,7 +172,7 @@ def encode_rendition(rendition_id: str) -> None:
         args = rendition_command(
             plan, source, output, threads=threads, ffmpeg_bin=ctx.settings.ffmpeg_path
         )
-        _record(ctx, rendition_id, command=subprocess.list2cmdline(args))
+        record(ctx, rendition_id, command=subprocess.list2cmdline(args))
 
         s = ctx.settings
         result = run_ffmpeg(
@@ -180,11 +181,11 @@ def encode_rendition(rendition_id: str) -> None:
                 plan.duration, base=s.encode_timeout_base, factor=s.encode_timeout_factor
             ),
             duration=plan.duration,
-            on_progress=_ProgressWriter(ctx, rendition_id),
+            on_progress=ProgressWriter(ctx, rendition_id),
             memory_mb=s.ffmpeg_memory_mb,
         )
         # Kept before verification, so an output that fails it still shows what ffmpeg said.
-        _record(
+        record(
             ctx,
             rendition_id,
             exit_code=result.exit_code,
@@ -195,12 +196,12 @@ def encode_rendition(rendition_id: str) -> None:
         key = rendition_key(video_id, plan.filename)
         size = ctx.storage.put(output, key, CONTENT_TYPES[plan.format.extension])
     except TranscoderError as exc:
-        _task_failed(ctx, rendition_id, video_id, plan.name, exc)
+        task_failed(ctx, rendition_id, video_id, plan.name, exc)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    _record(
+    record(
         ctx,
         rendition_id,
         status=TaskStatus.SUCCEEDED,
@@ -234,7 +235,7 @@ def make_preview(preview_id: str) -> None:
         video = records.get_video(session, preview.video_id)
         if video.status == VideoStatus.DELETED:
             return
-        _start_task(preview)
+        start_task(preview)
         video_id, source_key = video.id, video.source_key
         plan = PreviewPlan.model_validate(preview.plan)
 
@@ -263,12 +264,12 @@ def make_preview(preview_id: str) -> None:
                 }
             )
     except TranscoderError as exc:
-        _task_failed(ctx, preview_id, video_id, "preview", exc)
+        task_failed(ctx, preview_id, video_id, "preview", exc)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    _record(
+    record(
         ctx,
         preview_id,
         status=TaskStatus.SUCCEEDED,
@@ -324,35 +325,9 @@ def _settle(ctx: Context, video_id: str) -> tuple[VideoStatus, str | None, int] 
         return video.status, video.error, len(tasks)
 
 
-def failure_summary(failed: list[tuple[str, str | None]], *, total: int) -> str:
-    """One line for a video: outputs grouped by their (often shared) reason."""
-    by_reason: dict[str, list[str]] = {}
-    for name, error in failed:
-        by_reason.setdefault(error or "unknown error", []).append(name)
-    parts = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
-    return f"{len(failed)} of {total} outputs failed ({'; '.join(parts)})"
-
-
 def on_plan_failure(job, connection, exc_type, exc, traceback) -> None:
     """RQ failure callback of the plan job: the video must not stay in 'encoding'."""
     record_video_failure(job.args[0], exc)
-
-
-def record_video_failure(video_id: str, exc: BaseException | None) -> None:
-    """End a video in error after its plan job failed in a way it did not handle."""
-    ctx = current()
-    reason = (
-        exc.reason
-        if isinstance(exc, TranscoderError)
-        else f"internal error while planning ({type(exc).__name__})"
-    )
-    with session_scope(ctx.engine) as session:
-        video = _video_or_none(session, video_id)
-        if video is None or video.status in FINAL_VIDEO:
-            return
-        records.set_video_status(video, VideoStatus.ERROR, error=reason, detail=str(exc)[:4000])
-    log.info("video %s ended in error: %s", video_id, reason)
-    webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
 
 
 def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
@@ -362,103 +337,7 @@ def on_task_failure(job, connection, exc_type, exc, traceback) -> None:
     record_task_failure(job.args[0], exc)
 
 
-def record_task_failure(record_id: str, exc: BaseException | None) -> None:
-    """Mark a rendition or preview as failed after an error the job did not handle."""
-    ctx = current()
-    if isinstance(exc, TranscoderError):
-        reason = exc.reason
-    elif isinstance(exc, AbandonedJobError):
-        reason = "the worker running it stopped before it finished, and no retry was left"
-    else:
-        reason = f"internal error ({type(exc).__name__})"
-    with session_scope(ctx.engine) as session:
-        task = records.get_task(session, record_id, lock=True)
-        if task.status not in FINAL_TASK:
-            task.status = TaskStatus.ERROR
-            task.error = reason
-            task.finished_at = utcnow()
-        video_id = task.video_id
-    log.info("video %s task %s failed: %s", video_id, record_id, reason)
-
-
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _video_or_none(session, video_id: str) -> Video | None:
-    """The video to plan, or None (logged) when this worker's database does not have it."""
-    try:
-        return records.get_video(session, video_id, lock=True)
-    except NotFound:
-        log.error(
-            "video %s is not in this worker's database; do the submitter and the workers "
-            "share DATABASE_URL?",
-            video_id,
-        )
-        return None
-
-
-def _fail_video(ctx: Context, video_id: str, exc: TranscoderError) -> None:
-    def write() -> None:
-        with session_scope(ctx.engine) as session:
-            video = records.get_video(session, video_id, lock=True)
-            records.set_video_status(
-                video, VideoStatus.ERROR, error=exc.reason, detail=exc.detail or None
-            )
-
-    with_retries(write, budget=ctx.settings.db_retry_seconds, what=f"error of video {video_id}")
-    log.info("video %s ended in error: %s", video_id, exc.reason)
-    webhooks.emit(ctx, video_id, webhooks.VIDEO_FAILED)
-
-
-def _start_task(task: Rendition | Preview) -> None:
-    task.status = TaskStatus.RUNNING
-    task.attempts += 1
-    task.worker = _worker_name()
-    job = get_current_job()
-    task.job_id = job.id if job else task.job_id
-    task.started_at = utcnow()
-    task.progress = 0.0
-
-
-def _task_failed(
-    ctx: Context, record_id: str, video_id: str, name: str, exc: TranscoderError
-) -> None:
-    """Record a known error; raise it again if it is transient and a retry is left."""
-    retry = exc.transient and _retries_left() > 0
-    fields: dict[str, Any] = {"error": exc.reason}
-    if exc.detail:
-        fields["stderr_tail"] = exc.detail
-    if isinstance(exc, EncodeError):
-        fields["exit_code"] = exc.exit_code
-    if not retry:
-        fields |= {"status": TaskStatus.ERROR, "finished_at": utcnow()}
-    _record(ctx, record_id, **fields)
-    if retry:
-        log.warning("video %s %s failed, will retry: %s", video_id, name, exc.reason)
-        raise exc
-    log.info("video %s %s failed: %s", video_id, name, exc.reason)
-
-
-def _record(ctx: Context, record_id: str, **fields) -> None:
-    """Write fields on a rendition or preview row, waiting out a database outage."""
-
-    def write() -> None:
-        with session_scope(ctx.engine) as session:
-            task = records.get_task(session, record_id)
-            for name, value in fields.items():
-                if hasattr(task, name):
-                    setattr(task, name, value)
-
-    with_retries(write, budget=ctx.settings.db_retry_seconds, what=f"record of task {record_id}")
-
-
-def _retries_left() -> int:
-    job = get_current_job()
-    if job is not None:
-        return job.retries_left or 0
-    from transcoder.queue.dispatch import inline_retries
-
-    return getattr(inline_retries, "left", 0)
 
 
 def _workdir(ctx: Context, video_id: str, name: str) -> Path:
@@ -467,40 +346,5 @@ def _workdir(ctx: Context, video_id: str, name: str) -> Path:
     return path
 
 
-def _worker_name() -> str:
-    job = get_current_job()
-    if job is not None and job.worker_name:
-        return job.worker_name
-    return f"inline@{socket.gethostname()}:{os.getpid()}"
-
-
 def _kbps(size: int, info: MediaInfo) -> int | None:
     return round(size * 8 / info.duration / 1000) if info.duration else None
-
-
-class _ProgressWriter:
-    """Store a rendition's progress (and its video's) at most once a second."""
-
-    def __init__(self, ctx: Context, rendition_id: str) -> None:
-        self.ctx = ctx
-        self.rendition_id = rendition_id
-        self.last = 0.0
-
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if now - self.last < PROGRESS_INTERVAL and fraction < 1.0:
-            return
-        self.last = now
-        try:
-            with session_scope(self.ctx.engine) as session:
-                rendition = records.get_rendition(session, self.rendition_id)
-                rendition.progress = round(fraction, 4)
-                video = records.get_video(session, rendition.video_id)
-                video.progress = records.weighted_progress(records.renditions_of(session, video.id))
-                video.updated_at = utcnow()
-        except DISCONNECTS as exc:
-            # Progress is only for show: skip beats rather than hold up or fail the encode.
-            log.debug(
-                "rendition %s progress not stored: %s", self.rendition_id, disconnect_reason(exc)
-            )
-            self.last = now + PROGRESS_OUTAGE_PAUSE
