@@ -404,3 +404,21 @@ def test_callback_receives_signed_events_for_each_rendition_and_the_video(
     final = next(json.loads(b) for h, b in received if h["X-Transcoder-Event"] == "video.succeeded")
     assert final["video"]["status"] == "succeeded"
     assert all(r["url"] for r in final["video"]["renditions"])
+
+
+def test_upload_file_name_never_becomes_a_path(client, api_settings, make_clip):
+    clip = make_clip("evil.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x180:d=1", "-c:v", "libx264")
+    with clip.open("rb") as f:
+        response = client.post(
+            "/videos", files={"file": ("../../../../tmp/evil.mp4", f, "video/mp4")}
+        )
+
+    assert response.status_code == 202
+    video = response.json()
+    assert video["source_name"] == "../../../../tmp/evil.mp4"  # kept for display only
+    stored = [
+        p.relative_to(api_settings.resolved_storage_dir)
+        for p in api_settings.resolved_storage_dir.rglob("*")
+        if p.is_file()
+    ]
+    assert [str(p) for p in stored if p.name != ".signing-key"] == [f"videos/{video['id']}/source"]

@@ -188,3 +188,43 @@ def test_hlg_hdr_is_tone_mapped_to_8bit_sdr(ctx, make_clip, ffprobe_streams):
         assert "tonemap" in r.command
         stream = ffprobe_streams(ctx.storage.fetch(r.storage_key, Path("/unused")))["streams"][0]
         assert stream["pix_fmt"] == "yuv420p"
+
+
+def test_a_fifth_of_a_second_still_gets_renditions_and_a_poster(ctx, make_clip):
+    clip = make_clip(
+        "short-0.2.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=0.2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video, renditions = run(ctx, clip)
+
+    assert video.status == VideoStatus.SUCCEEDED, video.error
+    with session_scope(ctx.engine) as session:
+        preview = records.preview_of(session, video.id)
+    assert preview.images[0]["size_bytes"] > 0 and len(renditions) == 2
+
+
+def test_a_16x16_clip_keeps_its_size(ctx, make_clip):
+    clip = make_clip(
+        "16.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=16x16:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+    video, renditions = run(ctx, clip)
+
+    assert video.status == VideoStatus.SUCCEEDED, video.error
+    assert {(r.width, r.height) for r in renditions} == {(16, 16)}
