@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import signal
 import sys
 import threading
@@ -14,21 +13,13 @@ from typing import Any, NoReturn
 import click
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 from rich.text import Text
 
 from transcoder import logs, webhooks
+from transcoder.cli_output import export, print_outputs, show_progress
 from transcoder.db import records
 from transcoder.db.engine import session_scope
-from transcoder.db.models import FINAL_VIDEO, TaskStatus, Video, VideoStatus
+from transcoder.db.models import FINAL_VIDEO, Video, VideoStatus
 from transcoder.encode.runner import stop_all
 from transcoder.errors import NotFound, TranscoderError
 from transcoder.queue.context import Context, build_context, install
@@ -83,7 +74,7 @@ def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
     worker.start()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        _show_progress(ctx, video_id, worker)
+        show_progress(ctx, video_id, worker, console)
     except KeyboardInterrupt:
         _interrupted(ctx, video_id, worker)
     if crash:
@@ -93,8 +84,8 @@ def transcode(source: Path, profile: str | None, out_dir: Path) -> None:
         webhooks.wait_inline(WEBHOOK_WAIT)
         _fail(video.error or f"video ended {video.status}", video_id)
     webhooks.wait_inline(WEBHOOK_WAIT)
-    files = _export(ctx, video_id, out_dir)
-    _print_outputs(ctx, video_id)
+    files = export(ctx, video_id, out_dir)
+    print_outputs(ctx, video_id, out)
     console.print(f"video {video_id}: {len(files)} files in {out_dir}/")
 
 
@@ -151,7 +142,7 @@ def status(video_id: str, as_json: bool) -> None:
     )
     if video.error:
         out.print(Text(f"error: {video.error}"))
-    _print_outputs(ctx, video_id)
+    print_outputs(ctx, video_id, out)
 
 
 @main.command()
@@ -243,90 +234,6 @@ def _interrupted(ctx: Context, video_id: str, worker: threading.Thread) -> NoRet
 def _load(ctx: Context, video_id: str) -> Video:
     with session_scope(ctx.engine) as session:
         return records.get_video(session, video_id)
-
-
-def _show_progress(ctx: Context, video_id: str, worker: threading.Thread) -> None:
-    """Poll the records while the pipeline runs; one bar per rendition."""
-    columns = (
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-    )
-    bars: dict[str, TaskID] = {}
-    with Progress(*columns, console=console, transient=False) as progress:
-        while worker.is_alive():
-            worker.join(0.3)
-            with session_scope(ctx.engine) as session:
-                for r in records.renditions_of(session, video_id):
-                    if r.id not in bars:
-                        bars[r.id] = progress.add_task(r.name, total=1.0)
-                    done = 1.0 if r.status == TaskStatus.SUCCEEDED else r.progress
-                    progress.update(bars[r.id], completed=done)
-
-
-def _export(ctx: Context, video_id: str, out_dir: Path) -> list[Path]:
-    """Copy the video's renditions and preview images from storage into out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with session_scope(ctx.engine) as session:
-        keys = [r.storage_key for r in records.renditions_of(session, video_id) if r.storage_key]
-        preview = records.preview_of(session, video_id)
-        keys += [img["key"] for img in (preview.images if preview else [])]
-    files = []
-    for key in keys:
-        target = out_dir / key.rsplit("/", 1)[-1]
-        fetched = ctx.storage.fetch(key, target)
-        if fetched != target:
-            shutil.copyfile(fetched, target)
-        files.append(target)
-    return files
-
-
-def _print_outputs(ctx: Context, video_id: str) -> None:
-    with session_scope(ctx.engine) as session:
-        renditions = records.renditions_of(session, video_id)
-        preview = records.preview_of(session, video_id)
-    table = Table(title=f"video {video_id}")
-    for column in ("output", "status", "size", "dims", "codecs", "kbps", "duration"):
-        table.add_column(
-            column, justify="right" if column in ("size", "kbps", "duration") else "left"
-        )
-    for r in renditions:
-        name = r.storage_key.rsplit("/", 1)[-1] if r.storage_key else r.name
-        table.add_row(
-            name,
-            str(r.status),
-            _human(r.size_bytes),
-            f"{r.width}x{r.height}",
-            "+".join(c for c in (r.video_codec, r.audio_codec) if c),
-            str(r.measured_kbps or ""),
-            f"{r.duration:.2f}" if r.duration else "",
-        )
-    for img in preview.images if preview else []:
-        name = img["key"].rsplit("/", 1)[-1]
-        table.add_row(
-            name,
-            "succeeded",
-            _human(img["size_bytes"]),
-            f"{img['width']}x{img['height']}",
-            "jpeg",
-            "",
-            "",
-        )
-    out.print(table)
-
-
-def _human(size: int | None) -> str:
-    if size is None:
-        return ""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024 or unit == "GB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 if __name__ == "__main__":
