@@ -73,6 +73,23 @@ def make_clip(clip_dir: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def small_clip(make_clip: Callable[..., Path]) -> Path:
+    """A 1 s 320x180 H.264 clip without audio: the stock input where the content is beside the
+    point of the test."""
+    return make_clip(
+        "small.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+
+
+@pytest.fixture(scope="session")
 def ffprobe_streams() -> Callable[[Path], dict]:
     """ffprobe JSON (format, streams) of an output file, for asserting what was made."""
 

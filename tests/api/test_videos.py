@@ -50,19 +50,9 @@ def test_upload_ends_succeeded_with_downloadable_renditions(
     assert kinds == ["poster", "thumb-480", "thumb-160"]
 
 
-def test_tampered_download_link_is_refused(client, start_worker, make_clip, wait_video):
+def test_tampered_download_link_is_refused(client, start_worker, small_clip, wait_video):
     start_worker()
-    clip = make_clip(
-        "link.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
     video = wait_video(upload(client, clip).json()["id"])
     link = video["renditions"][0]["url"].removeprefix("http://testserver")
 
@@ -142,22 +132,14 @@ def test_list_filters_by_status_and_paginates(client, tmp_path, start_worker, wa
     assert page["items"][0]["error"].startswith("could not decode the file")
 
 
-def test_url_import_from_a_local_server_when_allowed(api_settings, start_worker, make_clip, served):
+def test_url_import_from_a_local_server_when_allowed(
+    api_settings, start_worker, small_clip, served
+):
     from fastapi.testclient import TestClient
 
     from transcoder.api import create_app
 
-    clip = make_clip(
-        "remote.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
     url = served.add("/media/remote.mp4", clip)
     start_worker(env={"TRANSCODER_ALLOW_PRIVATE_URLS": "true"})
     allowed = api_settings.model_copy(update={"allow_private_urls": True})
@@ -271,7 +253,7 @@ def test_delete_stops_the_running_ffmpeg_and_removes_the_files(
 
 
 def test_retry_reruns_only_the_failed_renditions(
-    client, api_settings, start_worker, make_clip, wait_video, tmp_path
+    client, api_settings, start_worker, small_clip, wait_video, tmp_path
 ):
     # An ffmpeg that refuses VP8 encodes: H.264 renditions succeed, VP8 ones fail.
     picky = tmp_path / "ffmpeg-no-vp8"
@@ -280,17 +262,7 @@ def test_retry_reruns_only_the_failed_renditions(
         'esac\nexec ffmpeg "$@"\n'
     )
     picky.chmod(0o755)
-    clip = make_clip(
-        "retry.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
     broken = start_worker(env={"TRANSCODER_FFMPEG_PATH": str(picky)})
     video_id = upload(client, clip).json()["id"]
     failed = wait_video(video_id)
@@ -311,19 +283,9 @@ def test_retry_reruns_only_the_failed_renditions(
     assert client.post(f"/videos/{video_id}/retry").status_code == 409
 
 
-def test_metrics_report_videos_jobs_and_queues(client, start_worker, make_clip, wait_video):
+def test_metrics_report_videos_jobs_and_queues(client, start_worker, small_clip, wait_video):
     start_worker()
-    clip = make_clip(
-        "m.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
     wait_video(upload(client, clip).json()["id"])
 
     text = client.get("/metrics").text
@@ -337,7 +299,7 @@ def test_metrics_report_videos_jobs_and_queues(client, start_worker, make_clip, 
 
 
 def test_callback_receives_signed_events_for_each_rendition_and_the_video(
-    api_settings, start_worker, make_clip
+    api_settings, start_worker, small_clip
 ):
     import json
     import threading
@@ -368,17 +330,7 @@ def test_callback_receives_signed_events_for_each_rendition_and_the_video(
         update={"allow_private_urls": True, "webhook_secret": SecretStr(secret)}
     )
     start_worker(env={"TRANSCODER_ALLOW_PRIVATE_URLS": "true", "TRANSCODER_WEBHOOK_SECRET": secret})
-    clip = make_clip(
-        "hook.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
     try:
         with TestClient(create_app(settings)) as c:
             c.headers["Authorization"] = "Bearer test-key-one"

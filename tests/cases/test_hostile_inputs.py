@@ -63,7 +63,7 @@ def test_playlist_pointing_at_a_local_file_is_refused_and_reads_nothing(
     assert leaked(ctx.settings) == []
 
 
-def test_hanging_ffmpeg_times_out_is_retried_and_then_errors(settings, make_clip, tmp_path):
+def test_hanging_ffmpeg_times_out_is_retried_and_then_errors(settings, small_clip, tmp_path):
     # An ffmpeg that never ends when asked for a rendition (the poster still works).
     hang = tmp_path / "ffmpeg-hangs"
     hang.write_text(
@@ -79,17 +79,7 @@ def test_hanging_ffmpeg_times_out_is_retried_and_then_errors(settings, make_clip
         }
     )
     ctx = install(build_context(stuck))
-    clip = make_clip(
-        "hang.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
 
     video, renditions = run(ctx, clip)
 
@@ -125,20 +115,10 @@ def test_few_frames_spread_over_hours_are_refused_before_encoding(ctx, make_clip
     assert renditions == []
 
 
-def test_memory_cap_applies_to_every_ffmpeg_run(settings, make_clip):
+def test_memory_cap_applies_to_every_ffmpeg_run(settings, small_clip):
     # 40 MB of address space is far too little for ffmpeg: the cap is in force.
     capped = install(build_context(settings.model_copy(update={"ffmpeg_memory_mb": 40})))
-    clip = make_clip(
-        "mem.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
 
     video, renditions = run(capped, clip)
 

@@ -117,18 +117,8 @@ def test_first_audio_track_is_kept_when_none_is_flagged(ctx, make_clip):
     assert all(r.plan["audio_index"] == 1 for r in renditions)
 
 
-def test_data_stream_beside_the_video_is_ignored(ctx, make_clip):
-    base = make_clip(
-        "base.ts",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+def test_data_stream_beside_the_video_is_ignored(ctx, make_clip, small_clip):
+    base = small_clip
     clip = make_clip(
         "with-data.mkv",
         "-i",

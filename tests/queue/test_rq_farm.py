@@ -61,23 +61,13 @@ def test_worker_process_transcodes_a_real_clip_into_postgres_records(
 
 
 def test_bad_input_errors_and_the_worker_goes_on_to_the_next_video(
-    farm_settings, start_worker, make_clip, tmp_path
+    farm_settings, start_worker, small_clip, tmp_path
 ):
     ctx = install(build_context(farm_settings))
     worker = start_worker()
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video at all\n" * 50)
-    good = make_clip(
-        "good.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    good = small_clip
 
     bad_id = submit_file(ctx, bad)
     good_id = submit_file(ctx, good)
@@ -94,19 +84,9 @@ def test_bad_input_errors_and_the_worker_goes_on_to_the_next_video(
     assert worker.poll() is None
 
 
-def test_jobs_carry_ids_only_as_json(farm_settings, make_clip):
+def test_jobs_carry_ids_only_as_json(farm_settings, small_clip):
     ctx = install(build_context(farm_settings))
-    clip = make_clip(
-        "ids.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
+    clip = small_clip
 
     video_id = submit_file(ctx, clip)
 

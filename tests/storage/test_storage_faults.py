@@ -101,29 +101,15 @@ def run(settings, clip):
         return records.get_video(session, video_id), list(records.renditions_of(session, video_id))
 
 
-def clip_for(make_clip):
-    return make_clip(
-        "s3-fault.mp4",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-    )
-
-
 def test_transient_upload_failures_are_retried_and_the_video_succeeds(
-    s3_settings, faulty, make_clip
+    s3_settings, faulty, small_clip
 ):
     # Six 503s per upload, one more than botocore's own five attempts: the farm's retry
     # (a new encode and upload) has to take over.
     proxy = faulty(503, "SlowDown", times=6)
     settings = s3_settings.model_copy(update={"s3_endpoint_url": proxy.url, "encode_retries": 1})
 
-    video, renditions = run(settings, clip_for(make_clip))
+    video, renditions = run(settings, small_clip)
 
     assert video.status == VideoStatus.SUCCEEDED, video.error
     assert proxy.failed == 12
@@ -131,12 +117,12 @@ def test_transient_upload_failures_are_retried_and_the_video_succeeds(
 
 
 def test_permanent_upload_failure_ends_the_rendition_with_the_reason(
-    s3_settings, faulty, make_clip
+    s3_settings, faulty, small_clip
 ):
     proxy = faulty(403, "AccessDenied", times=100)
     settings = s3_settings.model_copy(update={"s3_endpoint_url": proxy.url, "encode_retries": 2})
 
-    video, renditions = run(settings, clip_for(make_clip))
+    video, renditions = run(settings, small_clip)
 
     assert video.status == VideoStatus.ERROR
     assert all(r.status == TaskStatus.ERROR and r.attempts == 1 for r in renditions)
